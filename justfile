@@ -1,0 +1,35 @@
+# Common commands. Everything here also works without just: copy the line.
+
+# run the server on its defaults (mesh.db here, http://127.0.0.1:8000)
+run:
+    go run . serve
+
+# build a static binary ./mesh
+build:
+    CGO_ENABLED=0 go build -ldflags='-s -w' -o mesh .
+
+# the README's test command, with the race detector as CI runs it
+test:
+    go test -race ./...
+
+# benchmarks that print figures (login latency per bcrypt cost, ...)
+bench:
+    go test -run '^$' -bench . -benchtime 20x ./...
+
+# gofmt, go vet, staticcheck
+lint:
+    test -z "$(gofmt -l .)"
+    go vet ./...
+    go run honnef.co/go/tools/cmd/staticcheck@latest ./...
+
+# import direction between packages (STYLE.md §1)
+deps:
+    bash .ci/deps
+
+# fuzz every network decoder for a while (default 1 minute each)
+fuzz time="1m":
+    for t in $(go test -list 'Fuzz.*' ./protocol | grep ^Fuzz); do go test -run '^$' -fuzz "^$t\$" -fuzztime {{time}} ./protocol; done
+
+# what CI runs
+ci:
+    bash .ci/run

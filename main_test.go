@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// meshBin is the real binary, built once for the CLI tests.
+var meshBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "mesh-bin")
+	if err != nil {
+		panic(err)
+	}
+	meshBin = filepath.Join(dir, "mesh")
+	if out, err := exec.Command("go", "build", "-o", meshBin, ".").CombinedOutput(); err != nil {
+		panic("build mesh: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir) // best effort: a temp dir
+	os.Exit(code)
+}
+
+// mesh runs the binary in dir with stdin, returning combined output and the error.
+func mesh(t *testing.T, dir, stdin string, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(meshBin, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(cleanEnv(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MESH_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func TestHelpGolden(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"user", "--help"}, {"user", "add", "--help"}} {
+		out, err := mesh(t, t.TempDir(), "", nil, args...)
+		if err != nil {
+			t.Fatalf("mesh %v: %v\n%s", args, err, out)
+		}
+		golden := filepath.Join("testdata", "help-"+strings.Join(args[:len(args)-1], "-")+".golden")
+		if len(args) == 1 {
+			golden = filepath.Join("testdata", "help.golden")
+		}
+		if *update {
+			if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -update once)", err)
+		}
+		if diff := cmp.Diff(string(want), out); diff != "" {
+			t.Errorf("mesh %v help changed (-want +got; go test -update accepts it):\n%s", args, diff)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	out, err := mesh(t, t.TempDir(), "", nil, "version")
+	if err != nil || !strings.HasPrefix(out, "mesh ") {
+		t.Fatalf("mesh version = %q, %v", out, err)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"MESH_AUTH_BCRYPT_COST=4"}
+	if out, err := mesh(t, dir, "secret1\n", env, "user", "list"); err == nil || !strings.Contains(out, "pass --db") {
+		t.Fatalf("user list without a database = %q, %v; want an error that says what to do", out, err)
+	}
+	// serve creates the database; a short run is enough.
+	runServer(t, dir, env).stop(t)
+	if out, err := mesh(t, dir, "secret1\n", env, "user", "add", "--admin", "Alice"); err != nil || !strings.Contains(out, "added alice") {
+		t.Fatalf("user add = %q, %v", out, err)
+	}
+	if out, err := mesh(t, dir, "short\n", env, "user", "add", "bob"); err == nil || !strings.Contains(out, "at least 6 bytes") {
+		t.Fatalf("user add with short password = %q, %v", out, err)
+	}
+	if out, err := mesh(t, dir, "secret2\n", env, "user", "passwd", "alice"); err != nil {
+		t.Fatalf("user passwd = %q, %v", out, err)
+	}
+	if out, err := mesh(t, dir, "secret2\n", env, "user", "passwd", "ghost"); err == nil || !strings.Contains(out, "no user") {
+		t.Fatalf("user passwd ghost = %q, %v", out, err)
+	}
+	out, err := mesh(t, dir, "", env, "user", "list")
+	if err != nil || !strings.Contains(out, "alice") || !strings.Contains(out, "true") {
+		t.Fatalf("user list = %q, %v", out, err)
+	}
+	out, err = mesh(t, dir, "", env, "user", "invite")
+	if err != nil || len(strings.Fields(out)) == 0 || len(strings.Fields(out)[0]) != 24 {
+		t.Fatalf("user invite = %q, %v; want a 24-digit code first", out, err)
+	}
+	code := strings.Fields(out)[0]
+
+	// The server accepts the CLI's account and invite.
+	s := runServer(t, dir, env)
+	defer s.stop(t)
+	s.post(t, "/api/auth/login", `{"username":"alice","password":"secret2"}`, http.StatusOK)
+	s.post(t, "/api/auth/register", `{"username":"bob","password":"secret1","invite_code":"`+code+`"}`, http.StatusCreated)
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := mesh(t, dir, "", nil, "serve", "--config", bad); err == nil || !strings.Contains(out, "server.lisen") {
+		t.Fatalf("unknown key: %q, %v; want an error naming server.lisen", out, err)
+	}
+	if out, err := mesh(t, dir, "", []string{"MESH_AUTH_REGISTRATION=sometimes"}, "serve"); err == nil || !strings.Contains(out, "auth.registration") {
+		t.Fatalf("bad env value: %q, %v; want an error naming auth.registration", out, err)
+	}
+	if out, err := mesh(t, dir, "", []string{"MESH_SERVER_SHUTDOWN_TIMEOUT=soon"}, "serve"); err == nil || !strings.Contains(out, "MESH_SERVER_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("bad env duration: %q, %v", out, err)
+	}
+}
+
+// TestConfigPrecedence checks flag > env > file > default on the real loader.
+func TestConfigPrecedence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.toml")
+	if err := os.WriteFile(path, []byte("[server]\nlisten = \"127.0.0.1:1111\"\ndb = \"file.db\"\n[auth]\ntoken_ttl = \"2h\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MESH_SERVER_DB", "env.db")
+	t.Setenv("MESH_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.0.0/16")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:1111" || cfg.HTTP.DB != "env.db" || cfg.Auth.TokenTTL != 2*time.Hour ||
+		cfg.Auth.Registration != "invite" || !reflect.DeepEqual(cfg.HTTP.TrustedProxies, []string{"10.0.0.0/8", "192.168.0.0/16"}) {
+		t.Fatalf("loaded %+v", cfg)
+	}
+}
+
+// TestConfigExample keeps config.example.toml decodable, complete and equal to the defaults.
+func TestConfigExample(t *testing.T) {
+	t.Parallel()
+	var cfg fileConfig
+	md, err := toml.DecodeFile("config.example.toml", &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Fatalf("config.example.toml has unknown keys %v", u)
+	}
+	def := defaultConfig()
+	if diff := cmp.Diff(def, cfg, cmpopts.EquateEmpty(), cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Now" }, cmp.Ignore())); diff != "" {
+		t.Errorf("config.example.toml differs from the defaults (-default +example):\n%s", diff)
+	}
+	var keys []string
+	walkKeys(reflect.TypeOf(cfg), "", &keys)
+	for _, k := range keys {
+		if !md.IsDefined(strings.Split(k, ".")...) {
+			t.Errorf("config.example.toml does not document %s", k)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("example config does not validate: %v", err)
+	}
+}
+
+func walkKeys(t reflect.Type, prefix string, keys *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		switch {
+		case tag == "-" || !f.IsExported():
+		case f.Anonymous && tag == "":
+			walkKeys(f.Type, prefix, keys)
+		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]():
+			walkKeys(f.Type, prefix+tag+".", keys)
+		default:
+			*keys = append(*keys, prefix+tag)
+		}
+	}
+}
+
+// TestServeGracefulShutdown runs `mesh serve` with no flags in an empty
+// directory, then stops it with SIGTERM: exit 0 and a cleanly closed DB.
+func TestServeGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := runServer(t, dir, []string{"MESH_AUTH_BCRYPT_COST=4"})
+	s.post(t, "/api/auth/register", `{"username":"test","password":"test123"}`, http.StatusCreated)
+	logs := s.stop(t)
+	if !strings.Contains(logs, "database closed") {
+		t.Errorf("shutdown log lacks 'database closed':\n%s", logs)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "mesh.db-wal")); err == nil && fi.Size() > 0 {
+		t.Errorf("WAL left with %d bytes after a clean shutdown", fi.Size())
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "mesh.db.secret")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret file: %v, mode %v; want 0600", err, fi)
+	}
+}
+
+type running struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// runServer starts `mesh serve --listen 127.0.0.1:0` in dir and waits for its URL line.
+func runServer(t *testing.T, dir string, env []string) *running {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, meshBin, "serve", "--listen", "127.0.0.1:0")
+	cmd.Dir, cmd.Env = dir, append(cleanEnv(), env...)
+	logs := &bytes.Buffer{}
+	cmd.Stderr = logs
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("mesh serve printed no URL: %v\n%s", err, logs)
+	}
+	_, rest, _ := strings.Cut(line, "open ")
+	url, _, _ := strings.Cut(rest, " ")
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("mesh serve printed %q, want the URL to open", line)
+	}
+	r := &running{cmd: cmd, url: url, logs: logs, done: make(chan error, 1)}
+	go func() { _, _ = io.Copy(io.Discard, stdout); r.done <- cmd.Wait() }()
+	return r
+}
+
+func (r *running) post(t *testing.T, path, body string, want int) {
+	t.Helper()
+	res, err := http.Post(r.url+path, "", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("POST %s = %d %s, want %d", path, res.StatusCode, b, want)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit; it returns the logs.
+func (r *running) stop(t *testing.T) string {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-r.done; err != nil {
+		t.Fatalf("mesh serve after SIGTERM: %v\n%s", err, r.logs)
+	}
+	return r.logs.String()
+}

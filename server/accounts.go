@@ -1,0 +1,202 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"mesh/store"
+)
+
+// Login throttling (SPEC §2): failures within the window per key.
+const (
+	throttleWindow  = 15 * time.Minute
+	maxUserFailures = 10
+	maxIPFailures   = 30
+)
+
+type credentials struct {
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	InviteCode string `json:"invite_code"`
+}
+
+type tokenAnswer struct {
+	AccessToken AccessToken `json:"access_token"`
+	TokenType   string      `json:"token_type"`
+	ExpiresIn   int64       `json:"expires_in"` // seconds
+}
+
+type meAnswer struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	IsAdmin   bool      `json:"is_admin"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// checkUsername applies SPEC §2's rule and returns the canonical (lower-case) name.
+func checkUsername(name string) (string, error) {
+	n := strings.ToLower(name)
+	if l := utf8.RuneCountInString(n); l < 3 || l > 32 {
+		return "", errorf(http.StatusBadRequest, "invalid_username", "username must be 3 to 32 characters long")
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return "", errorf(http.StatusBadRequest, "invalid_username",
+				"username may use only letters a-z, digits, '_', '.' and '-' (found %q)", r)
+		}
+	}
+	return n, nil
+}
+
+// checkPassword applies SPEC §2's rule. Passwords past bcrypt's 72 bytes are
+// refused rather than silently truncated.
+func checkPassword(pw string) error {
+	switch {
+	case len(pw) < 6:
+		return errorf(http.StatusBadRequest, "invalid_password", "password must be at least 6 bytes long")
+	case len(pw) > 72:
+		return errorf(http.StatusBadRequest, "invalid_password", "password must be at most 72 bytes long (bcrypt's limit); choose a shorter one")
+	}
+	return nil
+}
+
+// hashPassword checks pw and hashes it at the configured cost.
+func hashPassword(pw string, cost int) (string, error) {
+	if err := checkPassword(pw); err != nil {
+		return "", err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+func (s *Server) register(c echo.Context) error {
+	var req credentials
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.Username == "" {
+		return missing("username")
+	} else if req.Password == "" {
+		return missing("password")
+	}
+	name, err := checkUsername(req.Username)
+	if err != nil {
+		return err
+	}
+	hash, err := hashPassword(req.Password, s.cfg.Auth.BcryptCost)
+	if err != nil {
+		return err
+	}
+	u, err := s.store.Register(c.Request().Context(), name, hash, s.admission, req.InviteCode)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return errorf(http.StatusConflict, "username_taken", "username %q is taken; choose another", name)
+	case errors.Is(err, store.ErrRegistrationClosed):
+		return errorf(http.StatusForbidden, "registration_closed", "registration is closed on this server; ask its admin for an account")
+	case errors.Is(err, store.ErrInviteRequired):
+		return errorf(http.StatusForbidden, "invite_required", "registration needs an invite code; ask a member for one (mesh user invite)")
+	case errors.Is(err, store.ErrInviteInvalid):
+		return errorf(http.StatusForbidden, "invite_invalid", "invite code is unknown, used or expired; ask for a new one")
+	case err != nil:
+		return err
+	}
+	s.log.Info("user registered", "username", u.Username, "admin", u.IsAdmin, "ip", c.RealIP())
+	return s.answerToken(c, http.StatusCreated, u.ID)
+}
+
+func (s *Server) login(c echo.Context) error {
+	var req credentials
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.Username == "" {
+		return missing("username")
+	} else if req.Password == "" {
+		return missing("password")
+	}
+	now := s.cfg.now()
+	userKey, ipKey := "u:"+strings.ToLower(req.Username), "ip:"+c.RealIP()
+	wait := max(s.throttle.wait(userKey, maxUserFailures, now), s.throttle.wait(ipKey, maxIPFailures, now))
+	if wait > 0 {
+		secs := int64(math.Ceil(wait.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return errorf(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", secs)
+	}
+	u, err := s.store.UserByName(c.Request().Context(), req.Username)
+	hash := s.dummyHash // unknown users cost one bcrypt too, so timing tells nothing
+	if err == nil {
+		hash = u.PasswordHash
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if cerr := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password)); cerr != nil || err != nil {
+		s.throttle.fail(userKey, now)
+		s.throttle.fail(ipKey, now)
+		s.log.Info("login failed", "username", strings.ToLower(req.Username), "ip", c.RealIP())
+		return errorf(http.StatusUnauthorized, "invalid_credentials", "wrong username or password")
+	}
+	s.throttle.reset(userKey)
+	return s.answerToken(c, http.StatusOK, u.ID)
+}
+
+func (s *Server) answerToken(c echo.Context, status int, userID int64) error {
+	tok, err := s.key.issue(userID, s.cfg.now(), s.cfg.Auth.TokenTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, tokenAnswer{AccessToken: tok, TokenType: "bearer", ExpiresIn: int64(s.cfg.Auth.TokenTTL.Seconds())})
+}
+
+func (s *Server) me(c echo.Context) error {
+	u := currentUser(c)
+	return c.JSON(http.StatusOK, meAnswer{ID: u.ID, Username: u.Username, IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt})
+}
+
+const userKey = "mesh.user"
+
+// requireUser authenticates the request by 'Authorization: Bearer TOKEN' (or
+// ?token= for WebSocket upgrades, which cannot set headers in browsers).
+func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok := c.QueryParam("token")
+		if h := c.Request().Header.Get("Authorization"); h != "" {
+			scheme, rest, _ := strings.Cut(h, " ")
+			if !strings.EqualFold(scheme, "bearer") {
+				return errorf(http.StatusUnauthorized, "unauthorized", "send the token as 'Authorization: Bearer TOKEN'")
+			}
+			tok = strings.TrimSpace(rest)
+		}
+		if tok == "" {
+			return errorf(http.StatusUnauthorized, "unauthorized", "log in first and send the token as 'Authorization: Bearer TOKEN'")
+		}
+		id, err := s.key.verify(tok, s.cfg.now())
+		if err != nil {
+			return errorf(http.StatusUnauthorized, "invalid_token", "token is invalid or expired; log in again")
+		}
+		u, err := s.store.UserByID(c.Request().Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(http.StatusUnauthorized, "invalid_token", "the account of this token no longer exists; log in again")
+		} else if err != nil {
+			return err
+		}
+		c.Set(userKey, u)
+		return next(c)
+	}
+}
+
+func currentUser(c echo.Context) store.User {
+	u, _ := c.Get(userKey).(store.User) // set by requireUser on every route that calls this
+	return u
+}

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"mesh/store"
+)
+
+// Config is everything `mesh serve` reads from the [server] and [auth]
+// tables of the config file (and their MESH_* environment overrides).
+type Config struct {
+	HTTP HTTPConfig `toml:"server"`
+	Auth AuthConfig `toml:"auth"`
+
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time `toml:"-"`
+}
+
+// HTTPConfig is the [server] table.
+type HTTPConfig struct {
+	Listen          string        `toml:"listen"`           // host:port for HTTP and WebSocket
+	DB              string        `toml:"db"`               // SQLite file path
+	PublicURL       string        `toml:"public_url"`       // how users reach the server; "" = derived from listen
+	TrustedProxies  []string      `toml:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"` // how long in-flight requests get on shutdown
+}
+
+// AuthConfig is the [auth] table.
+type AuthConfig struct {
+	Registration string        `toml:"registration"` // invite | open | closed
+	TokenTTL     time.Duration `toml:"token_ttl"`    // lifetime of an access token
+	BcryptCost   int           `toml:"bcrypt_cost"`  // 4..31; each step doubles login time
+	SecretFile   string        `toml:"secret_file"`  // JWT signing key; "" = DB path + ".secret"
+	InviteTTL    time.Duration `toml:"invite_ttl"`   // how long an invite code stays valid
+}
+
+// DefaultConfig is what `mesh serve` runs with when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		HTTP: HTTPConfig{
+			Listen:          "127.0.0.1:8000",
+			DB:              "mesh.db",
+			ShutdownTimeout: 10 * time.Second,
+		},
+		Auth: AuthConfig{
+			Registration: "invite",
+			TokenTTL:     24 * time.Hour,
+			BcryptCost:   11,
+			InviteTTL:    7 * 24 * time.Hour,
+		},
+	}
+}
+
+// Validate reports the first setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("server.listen %q: want host:port", c.HTTP.Listen))
+	}
+	if c.HTTP.DB == "" {
+		errs = append(errs, errors.New("server.db: must name a file"))
+	}
+	if c.HTTP.PublicURL != "" {
+		if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("server.public_url %q: want http(s)://host[:port]", c.HTTP.PublicURL))
+		}
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			errs = append(errs, fmt.Errorf("server.trusted_proxies %q: want a CIDR such as 10.0.0.0/8", p))
+		}
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("server.shutdown_timeout: must be positive, e.g. \"10s\""))
+	}
+	if _, err := c.Auth.admission(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Auth.TokenTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("auth.token_ttl %s: must be at least 1m", c.Auth.TokenTTL))
+	}
+	if c.Auth.BcryptCost < 4 || c.Auth.BcryptCost > 31 {
+		errs = append(errs, fmt.Errorf("auth.bcrypt_cost %d: must be 4..31 (10-12 suits most servers)", c.Auth.BcryptCost))
+	}
+	if c.Auth.InviteTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("auth.invite_ttl %s: must be at least 1m", c.Auth.InviteTTL))
+	}
+	return errors.Join(errs...)
+}
+
+func (a AuthConfig) admission() (store.Admission, error) {
+	switch a.Registration {
+	case "invite":
+		return store.AdmitInvite, nil
+	case "open":
+		return store.AdmitOpen, nil
+	case "closed":
+		return store.AdmitClosed, nil
+	}
+	return 0, fmt.Errorf("auth.registration %q: want invite, open or closed", a.Registration)
+}
+
+// secretFile is where the JWT signing key lives.
+func (c Config) secretFile() string {
+	if c.Auth.SecretFile != "" {
+		return c.Auth.SecretFile
+	}
+	return c.HTTP.DB + ".secret"
+}
+
+// URL is the address users open: public_url, or http://listen.
+func (c Config) URL() string {
+	if c.HTTP.PublicURL != "" {
+		return c.HTTP.PublicURL
+	}
+	return "http://" + c.HTTP.Listen
+}
+
+func (c Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,138 @@
+// Package server is mesh's control plane: the echo HTTP API, authentication,
+// and the embedded web app. It owns the HTTP body types and reaches the
+// database only through package store. It does not move file or terminal
+// bytes; agents do that between themselves.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
+
+	"mesh/store"
+)
+
+// Version is the server version reported to clients.
+const Version = "0.1.0"
+
+// Server is one `mesh serve`. Create it with [New], run it with [Serve].
+type Server struct {
+	cfg       Config
+	store     *store.Store
+	log       *slog.Logger
+	echo      *echo.Echo
+	key       signingKey
+	admission store.Admission
+	throttle  *throttle
+	dummyHash string // compared against for unknown users
+}
+
+// New builds a server over an open store. The store stays the caller's to close.
+func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	adm, _ := cfg.Auth.admission() // checked by Validate
+	key, err := loadOrCreateKey(cfg.secretFile(), log)
+	if err != nil {
+		return nil, err
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cfg.Auth.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("prepare password check: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, store: st, log: log, key: key, admission: adm,
+		throttle: newThrottle(throttleWindow), dummyHash: string(dummy),
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.IPExtractor = s.ipExtractor()
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("handler panicked", "path", c.Path(), "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.logRequests())
+	e.Use(middleware.BodyLimit("64K"))
+
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	api := e.Group("/api")
+	api.POST("/auth/register", s.register)
+	api.POST("/auth/login", s.login)
+	api.GET("/me", s.me, s.requireUser)
+	s.webRoutes(e)
+	return e
+}
+
+// ipExtractor believes X-Forwarded-For only from configured proxies; trusting
+// it from anyone would let a client dodge login throttling.
+func (s *Server) ipExtractor() echo.IPExtractor {
+	if len(s.cfg.HTTP.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range s.cfg.HTTP.TrustedProxies {
+		_, n, _ := net.ParseCIDR(p) // checked by Validate
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+func (s *Server) logRequests() echo.MiddlewareFunc {
+	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			level := slog.LevelDebug
+			if v.Status >= 400 && v.Status < 500 {
+				level = slog.LevelInfo
+			}
+			s.log.Log(c.Request().Context(), level, "request",
+				"method", v.Method, "path", v.URIPath, "status", v.Status,
+				"latency_ms", float64(v.Latency.Microseconds())/1000, "ip", v.RemoteIP)
+			return nil
+		},
+	})
+}
+
+// Handler is the server's HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve handles HTTP on ln until ctx is done, then lets in-flight requests
+// finish (up to server.shutdown_timeout) and returns. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	s.echo.Listener = ln
+	g.Go(func() error {
+		if err := s.echo.Server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+		defer cancel()
+		s.log.Info("shutting down", "timeout", s.cfg.HTTP.ShutdownTimeout)
+		if err := s.echo.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// AccessToken is a signed user JWT. It never appears in logs.
+type AccessToken string
+
+// LogValue hides the token from slog.
+func (AccessToken) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+// signingKey is the HS256 secret. It never appears in logs.
+type signingKey []byte
+
+// LogValue hides the key from slog.
+func (signingKey) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+const issuer = "mesh"
+
+// errBadToken covers every way a presented token can be wrong; the client
+// only learns that it must log in again.
+var errBadToken = errors.New("invalid or expired token")
+
+// loadOrCreateKey reads the signing key from path, creating it (0600) with 32
+// random bytes on first start so tokens survive restarts.
+func loadOrCreateKey(path string, log *slog.Logger) (signingKey, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails on supported platforms
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create token key %s: %w", path, err)
+		}
+		if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
+			_ = f.Close() // the write error is the one worth reporting
+			return nil, fmt.Errorf("write token key %s: %w", path, err)
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			return nil, fmt.Errorf("write token key %s: %w", path, err)
+		}
+		log.Info("created token signing key", "path", path)
+		return key, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read token key %s: %w", path, err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("token key %s: want at least 64 hex digits; delete it to make a new one (every user logs in again)", path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("token key is readable by others; run chmod 600 on it", "path", path, "mode", fi.Mode().Perm().String())
+	}
+	return key, nil
+}
+
+// issue signs a token for user id, valid for ttl from now.
+func (k signingKey) issue(userID int64, now time.Time, ttl time.Duration) (AccessToken, error) {
+	claims := jwt.RegisteredClaims{
+		Issuer:    issuer,
+		Subject:   strconv.FormatInt(userID, 10),
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(k))
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return AccessToken(s), nil
+}
+
+// verify checks signature (HS256 only: alg pinned, so "none" and RS/HS
+// confusion fail), issuer, iat and exp, and returns the user id.
+func (k signingKey) verify(tok string, now time.Time) (int64, error) {
+	var claims jwt.RegisteredClaims
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(issuer),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	if _, err := p.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return []byte(k), nil }); err != nil {
+		return 0, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	id, err := strconv.ParseInt(claims.Subject, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: subject %q", errBadToken, claims.Subject)
+	}
+	return id, nil
+}
