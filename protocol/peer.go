@@ -1,0 +1,262 @@
+package protocol
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Limits and defaults for the peer-to-peer, call and terminal payloads.
+const (
+	MinSessionTTL     = 60   // seconds; the shortest p2p session a client may ask for
+	MaxSessionTTL     = 180  // seconds; the longest
+	DefaultSessionTTL = 120  // seconds; what ttl 0 (absent) means
+	MaxCallID         = 64   // bytes of a call_id
+	MaxShareID        = 64   // bytes of a terminal share_id
+	MaxTerminalSize   = 1000 // columns or rows of a shared terminal
+)
+
+// Session kinds, the values of kind in [P2PSessionRequest] and [P2PSession].
+const (
+	SessionFile     = "file"     // send files to the target device
+	SessionTerminal = "terminal" // watch the target device's shared terminal
+)
+
+// P2PSessionRequest is the payload of p2p.session.request and the body of
+// POST /api/p2p/sessions: a token for InitiatorDeviceID (default: the
+// caller's device) to reach TargetDeviceID directly over QUIC.
+type P2PSessionRequest struct {
+	Kind              string `json:"kind"`
+	TargetDeviceID    string `json:"target_device_id"`
+	InitiatorDeviceID string `json:"initiator_device_id,omitempty"`
+	TTL               int    `json:"ttl,omitempty"` // seconds; 0 means DefaultSessionTTL
+}
+
+// Validate checks kind is [SessionFile] or [SessionTerminal], the target is
+// named and ttl is 0 or [MinSessionTTL]–[MaxSessionTTL]. Its errors wrap
+// [ErrMalformed].
+func (r P2PSessionRequest) Validate() error {
+	switch {
+	case r.Kind != SessionFile && r.Kind != SessionTerminal:
+		return invalid("kind", `must be "file" or "terminal", got %q`, r.Kind)
+	case r.TargetDeviceID == "":
+		return invalid("target_device_id", "is required")
+	case r.TTL != 0 && (r.TTL < MinSessionTTL || r.TTL > MaxSessionTTL):
+		return invalid("ttl", "must be %d-%d seconds (or left out for %d), got %d",
+			MinSessionTTL, MaxSessionTTL, DefaultSessionTTL, r.TTL)
+	}
+	return nil
+}
+
+// Endpoint is where a device's QUIC listener is and the fingerprint its
+// certificate must have.
+type Endpoint struct {
+	IP          string `json:"ip"`
+	Port        int    `json:"port"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Endpoints holds both ends of a [P2PSession].
+type Endpoints struct {
+	Initiator Endpoint `json:"initiator"`
+	Target    Endpoint `json:"target"`
+}
+
+// P2PSession is the payload of p2p.session.created, sent to both devices, and
+// the answer to POST /api/p2p/sessions. SessionToken is a secret: it works
+// once, for this pair of devices and this kind, until ExpiresAt.
+type P2PSession struct {
+	SessionID         string    `json:"session_id"`
+	SessionToken      string    `json:"session_token"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	Kind              string    `json:"kind"`
+	InitiatorDeviceID string    `json:"initiator_device_id"`
+	TargetDeviceID    string    `json:"target_device_id"`
+	Endpoints         Endpoints `json:"endpoints"`
+}
+
+// Media kinds of a call, the values of [Call].Media.
+const (
+	MediaAudio = "audio"
+	MediaVideo = "video"
+)
+
+// Call is the payload of every call.* event, relayed by the server from one
+// user's sessions to the other's. Which fields matter depends on the type:
+// Media on call.invite, SDP on call.offer and call.answer, Candidate (the
+// browser's RTCIceCandidateInit, passed through untouched) on call.ice,
+// Reason on call.reject and call.hangup.
+type Call struct {
+	CallID    string          `json:"call_id"`
+	ToUser    string          `json:"to_user"`
+	Media     string          `json:"media,omitempty"`
+	SDP       string          `json:"sdp,omitempty"`
+	Candidate json.RawMessage `json:"candidate,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+}
+
+// Validate checks call_id is 1–[MaxCallID] bytes, to_user is set and media,
+// if present, is [MediaAudio] or [MediaVideo]. Its errors wrap [ErrMalformed].
+func (c Call) Validate() error {
+	switch {
+	case c.CallID == "" || len(c.CallID) > MaxCallID:
+		return invalid("call_id", "must be 1-%d bytes, got %d", MaxCallID, len(c.CallID))
+	case c.ToUser == "":
+		return invalid("to_user", "is required")
+	case c.Media != "" && c.Media != MediaAudio && c.Media != MediaVideo:
+		return invalid("media", `must be "audio" or "video", got %q`, c.Media)
+	}
+	return nil
+}
+
+// TerminalOpen is the payload of terminal.open: the sharing agent announces
+// share ShareID of Command at Cols×Rows. The server lets the sharer's own
+// user and the users in Allow watch it; AllowInput lets them type.
+type TerminalOpen struct {
+	ShareID    string   `json:"share_id"`
+	Command    string   `json:"command,omitempty"`
+	Cols       int      `json:"cols"`
+	Rows       int      `json:"rows"`
+	AllowInput bool     `json:"allow_input,omitempty"`
+	Allow      []string `json:"allow,omitempty"`
+}
+
+// Validate checks share_id and the size. Its errors wrap [ErrMalformed].
+func (t TerminalOpen) Validate() error {
+	if err := shareID(t.ShareID); err != nil {
+		return err
+	}
+	return size(t.Cols, t.Rows)
+}
+
+// TerminalOutput is the payload of terminal.output: raw bytes the shared
+// program wrote (base64 on the wire, since they need not be UTF-8).
+type TerminalOutput struct {
+	ShareID string `json:"share_id"`
+	Data    []byte `json:"data"`
+}
+
+// Validate checks share_id. Its errors wrap [ErrMalformed].
+func (t TerminalOutput) Validate() error { return shareID(t.ShareID) }
+
+// TerminalInput is the payload of terminal.input: keystrokes from a viewer,
+// as the browser's terminal hands them over (UTF-8 text).
+type TerminalInput struct {
+	ShareID string `json:"share_id"`
+	Data    string `json:"data"`
+}
+
+// Validate checks share_id and that there is data. Its errors wrap [ErrMalformed].
+func (t TerminalInput) Validate() error {
+	if t.Data == "" {
+		return invalid("data", "is empty")
+	}
+	return shareID(t.ShareID)
+}
+
+// TerminalResize is the payload of terminal.resize: the shared terminal is
+// now Cols×Rows.
+type TerminalResize struct {
+	ShareID string `json:"share_id"`
+	Cols    int    `json:"cols"`
+	Rows    int    `json:"rows"`
+}
+
+// Validate checks share_id and the size. Its errors wrap [ErrMalformed].
+func (t TerminalResize) Validate() error {
+	if err := shareID(t.ShareID); err != nil {
+		return err
+	}
+	return size(t.Cols, t.Rows)
+}
+
+// TerminalExit is the payload of terminal.exit: the shared program ended
+// with Code (or the sharer stopped, with Reason); the share is over.
+type TerminalExit struct {
+	ShareID string `json:"share_id"`
+	Code    int    `json:"code"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Validate checks share_id. Its errors wrap [ErrMalformed].
+func (t TerminalExit) Validate() error { return shareID(t.ShareID) }
+
+// TerminalRef is the payload of terminal.watch and terminal.unwatch.
+type TerminalRef struct {
+	ShareID string `json:"share_id"`
+}
+
+// Validate checks share_id. Its errors wrap [ErrMalformed].
+func (t TerminalRef) Validate() error { return shareID(t.ShareID) }
+
+// TerminalViewers is the payload of terminal.viewers: who watches ShareID now.
+type TerminalViewers struct {
+	ShareID string   `json:"share_id"`
+	Viewers []string `json:"viewers"`
+}
+
+// Validate checks share_id. Its errors wrap [ErrMalformed].
+func (t TerminalViewers) Validate() error { return shareID(t.ShareID) }
+
+// Transfer outcomes, the values of [TransferReport].Outcome.
+const (
+	OutcomeOK       = "ok"       // the receiver confirmed the BLAKE3
+	OutcomeMismatch = "mismatch" // the receiver's BLAKE3 differed
+	OutcomeFailed   = "failed"   // the connection or a disk failed; Reason says how
+	OutcomeCanceled = "canceled" // a side gave up
+)
+
+// TransferReport is the payload of transfer.report: an agent's account of
+// one file of a p2p session, for the sender's and receiver's history.
+type TransferReport struct {
+	SessionID  string `json:"session_id"`
+	FromDevice string `json:"from_device"`
+	ToDevice   string `json:"to_device"`
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`             // bytes
+	BLAKE3     string `json:"blake3,omitempty"` // 64 lowercase hex digits
+	DurationMS int64  `json:"duration_ms"`
+	Outcome    string `json:"outcome"`
+	Direct     bool   `json:"direct"` // peer to peer, not relayed
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Validate checks session_id is set, size and duration_ms are not negative,
+// blake3 if present is 64 lowercase hex digits and outcome is one of the
+// Outcome constants. Its errors wrap [ErrMalformed].
+func (r TransferReport) Validate() error {
+	switch {
+	case r.SessionID == "":
+		return invalid("session_id", "is required")
+	case r.Size < 0:
+		return invalid("size", "must be 0 or more bytes, got %d", r.Size)
+	case r.DurationMS < 0:
+		return invalid("duration_ms", "must be 0 or more, got %d", r.DurationMS)
+	case r.BLAKE3 != "" && !isLowerHex(r.BLAKE3, 64):
+		return invalid("blake3", "must be 64 lowercase hex digits, got %q", r.BLAKE3)
+	}
+	switch r.Outcome {
+	case OutcomeOK, OutcomeMismatch, OutcomeFailed, OutcomeCanceled:
+		return nil
+	}
+	return invalid("outcome", `must be "ok", "mismatch", "failed" or "canceled", got %q`, r.Outcome)
+}
+
+// DeviceRevoked is the payload of device.revoked, sent to the owner's
+// sessions (the revoked agent's included, just before it is disconnected).
+type DeviceRevoked struct {
+	DeviceID string `json:"device_id"`
+}
+
+func shareID(id string) error {
+	if id == "" || len(id) > MaxShareID {
+		return invalid("share_id", "must be 1-%d bytes, got %d", MaxShareID, len(id))
+	}
+	return nil
+}
+
+func size(cols, rows int) error {
+	if cols < 1 || cols > MaxTerminalSize || rows < 1 || rows > MaxTerminalSize {
+		return invalid("cols", "and rows must be 1-%d, got %dx%d", MaxTerminalSize, cols, rows)
+	}
+	return nil
+}
