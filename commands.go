@@ -176,4 +176,3 @@ func readPassword(c *cli.Context, prompt string) (string, error) {
 	}
 	return pw, nil
 }
-

@@ -27,6 +27,9 @@ type HTTPConfig struct {
 	PublicURL       string        `toml:"public_url"`       // how users reach the server; "" = derived from listen
 	TrustedProxies  []string      `toml:"trusted_proxies"`  // CIDRs whose X-Forwarded-For is believed
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"` // how long in-flight requests get on shutdown
+	AllowedOrigins  []string      `toml:"allowed_origins"`  // browser origins allowed besides the server's own
+	WSRate          int           `toml:"ws_rate"`          // frames per second one WebSocket may send
+	WSBurst         int           `toml:"ws_burst"`         // frames one WebSocket may send at once
 }
 
 // AuthConfig is the [auth] table.
@@ -45,6 +48,8 @@ func DefaultConfig() Config {
 			Listen:          "127.0.0.1:8000",
 			DB:              "mesh.db",
 			ShutdownTimeout: 10 * time.Second,
+			WSRate:          20,
+			WSBurst:         40,
 		},
 		Auth: AuthConfig{
 			Registration: "invite",
@@ -76,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("server.shutdown_timeout: must be positive, e.g. \"10s\""))
+	}
+	if c.HTTP.WSRate < 1 || c.HTTP.WSBurst < 1 {
+		errs = append(errs, fmt.Errorf("server.ws_rate %d, ws_burst %d: both must be at least 1", c.HTTP.WSRate, c.HTTP.WSBurst))
 	}
 	if _, err := c.Auth.admission(); err != nil {
 		errs = append(errs, err)

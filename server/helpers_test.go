@@ -90,7 +90,10 @@ func startServer(t testing.TB, cfg server.Config) *testServer {
 
 type tlogWriter struct{ t testing.TB }
 
-func (w *tlogWriter) Write(b []byte) (int, error) { w.t.Log(string(bytes.TrimRight(b, "\n"))); return len(b), nil }
+func (w *tlogWriter) Write(b []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(b, "\n")))
+	return len(b), nil
+}
 
 // answer is one HTTP reply, its body decoded when it is JSON.
 type answer struct {

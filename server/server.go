@@ -33,6 +33,9 @@ type Server struct {
 	admission store.Admission
 	throttle  *throttle
 	dummyHash string // compared against for unknown users
+	hub       *hub
+	chatIn    chan sendReq  // to runChat
+	chatQuit  chan struct{} // closed once no session can send any more
 }
 
 // New builds a server over an open store. The store stays the caller's to close.
@@ -52,6 +55,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg: cfg, store: st, log: log, key: key, admission: adm,
 		throttle: newThrottle(throttleWindow), dummyHash: string(dummy),
+		hub:    newHub(st, log.With("component", "hub"), cfg.now),
+		chatIn: make(chan sendReq, 1024), chatQuit: make(chan struct{}),
 	}
 	s.echo = s.routes()
 	return s, nil
@@ -76,6 +81,13 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/auth/register", s.register)
 	api.POST("/auth/login", s.login)
 	api.GET("/me", s.me, s.requireUser)
+	api.GET("/rooms", s.listRooms, s.requireUser)
+	api.POST("/rooms", s.createRoom, s.requireUser)
+	api.POST("/rooms/direct", s.directRoom, s.requireUser)
+	api.GET("/rooms/:id", s.getRoom, s.requireUser)
+	api.POST("/rooms/:id/members", s.addRoomMember, s.requireUser)
+	api.GET("/rooms/:id/messages", s.roomMessages, s.requireUser)
+	e.GET("/ws", s.websocket, s.requireUser)
 	s.webRoutes(e)
 	return e
 }
@@ -114,10 +126,13 @@ func (s *Server) logRequests() echo.MiddlewareFunc {
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // Serve handles HTTP on ln until ctx is done, then lets in-flight requests
-// finish (up to server.shutdown_timeout) and returns. It closes ln.
+// finish (up to server.shutdown_timeout), closes every WebSocket, stores
+// the chat messages already received, and returns. It closes ln. Call it once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	s.echo.Listener = ln
+	chatDone := make(chan struct{})
+	go func() { s.runChat(); close(chatDone) }()
 	g.Go(func() error {
 		if err := s.echo.Server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
@@ -129,7 +144,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 		defer cancel()
 		s.log.Info("shutting down", "timeout", s.cfg.HTTP.ShutdownTimeout)
-		if err := s.echo.Shutdown(sctx); err != nil {
+		err := s.echo.Shutdown(sctx)
+		s.hub.closeAll() // Shutdown does not see hijacked connections
+		close(s.chatQuit)
+		<-chatDone
+		if err != nil {
 			return fmt.Errorf("shut down http: %w", err)
 		}
 		return nil

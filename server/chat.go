@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+// chatBatch caps how many sends share one transaction (group commit): at
+// low load a batch is one message, so latency stays one commit; under load
+// the commit cost is shared.
+const chatBatch = 128
+
+type sendReq struct {
+	c     *conn
+	refID string
+	msg   store.NewMessage
+}
+
+func (s *Server) onChatSend(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.ChatSend
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	roomID := req.RoomID
+	if req.ToUser != "" {
+		to, err := s.store.UserByName(ctx, req.ToUser)
+		if errors.Is(err, store.ErrNotFound) {
+			return wsErr(protocol.CodeNotFound, "no user %q", req.ToUser)
+		} else if err != nil {
+			return err
+		}
+		if to.ID == c.user.ID {
+			return wsErr(protocol.CodeInvalid, "a direct message needs another user")
+		}
+		room, _, err := s.store.DirectRoom(ctx, c.user.ID, to.ID)
+		if err != nil {
+			return err
+		}
+		roomID = room.ID
+	}
+	select {
+	case s.chatIn <- sendReq{c: c, refID: env.ID, msg: store.NewMessage{RoomID: roomID, UserID: c.user.ID, Text: req.Text, ClientMsgID: req.ClientMsgID}}:
+		return nil
+	case <-s.chatQuit:
+		return wsErr(protocol.CodeUnavailable, "server is shutting down; send again after reconnecting")
+	}
+}
+
+// runChat persists chat messages in arrival order and only then publishes
+// them, so an acknowledged message is always in the history, and every
+// member sees a room's messages in sequence order. It returns after quit is
+// closed and what was already queued is stored.
+func (s *Server) runChat() {
+	batch := make([]sendReq, 0, chatBatch)
+	for {
+		select {
+		case r := <-s.chatIn:
+			batch = append(batch[:0], r)
+		case <-s.chatQuit:
+			for {
+				select {
+				case r := <-s.chatIn:
+					s.commitChat([]sendReq{r})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < chatBatch {
+			select {
+			case r := <-s.chatIn:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitChat(batch)
+	}
+}
+
+func (s *Server) commitChat(batch []sendReq) {
+	ctx := context.Background() // the commit must finish even while shutting down
+	msgs := make([]store.NewMessage, len(batch))
+	for i, r := range batch {
+		msgs[i] = r.msg
+	}
+	res, err := s.store.AppendMessages(ctx, msgs)
+	if err != nil {
+		s.log.Error("store chat messages", "count", len(batch), "err", err)
+		for _, r := range batch {
+			r.c.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
+		}
+		return
+	}
+	for i, r := range batch {
+		switch {
+		case errors.Is(res[i].Err, store.ErrNotMember):
+			r.c.reply(r.refID, protocol.CodeForbidden, "you are not a member of this room; join it first")
+			continue
+		case res[i].Err != nil:
+			s.log.Error("store chat message", "err", res[i].Err)
+			r.c.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
+			continue
+		}
+		m := wireMessage(res[i].Message)
+		if !res[i].Dup { // a retried send was delivered the first time
+			ev, err := s.hub.event(protocol.TypeChatCreated, m.From, protocol.ChatCreated{Message: m})
+			if err == nil {
+				err = s.hub.publishRoom(ctx, m.RoomID, ev, r.c)
+			}
+			if err != nil {
+				s.log.Error("publish chat message", "room_id", m.RoomID, "err", err)
+			}
+		}
+		r.c.sendTo(protocol.TypeChatCreated, protocol.ChatCreated{Message: m, RefID: r.refID})
+	}
+}
+
+func wireMessage(m store.Message) protocol.Message {
+	return protocol.Message{ID: m.ID, RoomID: m.RoomID, Seq: m.Seq, From: m.Username, Text: m.Text,
+		CreatedAt: m.CreatedAt, ClientMsgID: m.ClientMsgID}
+}
+
+func wireRoom(r store.Room) protocol.Room {
+	return protocol.Room{ID: r.ID, Name: r.Name, Visibility: r.Visibility, Kind: r.Kind, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq}
+}

@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+// wsError is a refusal the client should see as system.error.
+type wsError struct{ code, msg string }
+
+func (e *wsError) Error() string { return e.msg }
+
+func wsErr(code, format string, args ...any) error {
+	return &wsError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// dispatch runs one client request; a refusal becomes system.error with the
+// request's id as ref_id, anything else is logged and reported as internal.
+func (s *Server) dispatch(c *conn, env protocol.Envelope) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	switch env.Type {
+	case protocol.TypeSystemHello:
+		err = s.onHello(c, env)
+	case protocol.TypeRoomJoin:
+		err = s.onRoomJoin(ctx, c, env)
+	case protocol.TypeRoomLeave:
+		err = s.onRoomLeave(ctx, c, env)
+	case protocol.TypeRoomSync:
+		err = s.onRoomSync(ctx, c, env)
+	case protocol.TypeChatSend:
+		err = s.onChatSend(ctx, c, env)
+	case protocol.TypeChatTyping:
+		err = s.onTyping(ctx, c, env)
+	case protocol.TypeCallInvite, protocol.TypeCallAccept, protocol.TypeCallReject, protocol.TypeCallOffer,
+		protocol.TypeCallAnswer, protocol.TypeCallICE, protocol.TypeCallHangup:
+		err = s.onCall(ctx, c, env)
+	default:
+		if env.Type.ClientSent() {
+			err = wsErr(protocol.CodeUnsupported, "%s is not available on this server yet", env.Type)
+		} else {
+			err = wsErr(protocol.CodeInvalid, "%s is sent by the server, not by clients", env.Type)
+		}
+	}
+	var we *wsError
+	switch {
+	case err == nil:
+	case errors.As(err, &we):
+		c.reply(env.ID, we.code, we.msg)
+	case errors.Is(err, protocol.ErrMalformed):
+		c.reply(env.ID, protocol.CodeInvalid, err.Error())
+	default:
+		s.log.Error("websocket request failed", "type", env.Type, "user", c.user.Username, "err", err)
+		c.reply(env.ID, protocol.CodeInternal, "internal error; the server log has details")
+	}
+}
+
+func (s *Server) onHello(c *conn, env protocol.Envelope) error {
+	var h protocol.Hello
+	if err := env.Unmarshal(&h); err != nil {
+		return err
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.deviceID = h.DeviceID
+	c.mu.Unlock()
+	c.sendTo(protocol.TypeSystemWelcome, protocol.Welcome{
+		User:          protocol.UserRef{ID: c.user.ID, Username: c.user.Username},
+		DeviceID:      h.DeviceID,
+		ServerVersion: Version,
+		RefID:         env.ID,
+	})
+	return nil
+}
+
+// roomOf loads a room the user may act in, refusing non-members with forbidden.
+func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room, error) {
+	room, err := s.store.Room(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return room, wsErr(protocol.CodeNotFound, "no room %d", roomID)
+	} else if err != nil {
+		return room, err
+	}
+	if ok, err := s.hub.isMember(ctx, roomID, c.user.ID); err != nil {
+		return room, err
+	} else if !ok {
+		return room, wsErr(protocol.CodeForbidden, "you are not a member of room %d; join it first", roomID)
+	}
+	return room, nil
+}
+
+func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	room, err := s.store.Room(ctx, req.RoomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return wsErr(protocol.CodeNotFound, "no room %d", req.RoomID)
+	} else if err != nil {
+		return err
+	}
+	member, err := s.hub.isMember(ctx, room.ID, c.user.ID)
+	if err != nil {
+		return err
+	}
+	if !member {
+		if room.Visibility != store.VisibilityPublic {
+			return wsErr(protocol.CodeForbidden, "room %d is private; a member must add you", room.ID)
+		}
+		if err := s.addMember(ctx, room.ID, c.user); err != nil {
+			return err
+		}
+	}
+	members, err := s.memberList(ctx, room.ID)
+	if err != nil {
+		return err
+	}
+	c.sendTo(protocol.TypeRoomJoined, protocol.RoomJoined{Room: wireRoom(room), Members: members, RefID: env.ID})
+	return nil
+}
+
+// addMember adds u to a room and tells the room (u's sessions included).
+func (s *Server) addMember(ctx context.Context, roomID int64, u store.User) error {
+	added, err := s.store.AddMember(ctx, roomID, u.ID)
+	if err != nil || !added {
+		return err
+	}
+	s.hub.memberChanged(roomID, u.ID, true)
+	ev, err := s.hub.event(protocol.TypeRoomMemberJoined, u.Username, protocol.MemberEvent{RoomID: roomID, Username: u.Username})
+	if err != nil {
+		return err
+	}
+	return s.hub.publishRoom(ctx, roomID, ev, nil)
+}
+
+func (s *Server) memberList(ctx context.Context, roomID int64) ([]protocol.Member, error) {
+	us, err := s.store.Members(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]protocol.Member, len(us))
+	for i, u := range us {
+		ms[i] = protocol.Member{Username: u.Username, Online: s.hub.online(u.ID)}
+	}
+	return ms, nil
+}
+
+func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	room, err := s.roomOf(ctx, c, req.RoomID)
+	if err != nil {
+		return err
+	}
+	if room.Kind == store.KindDirect {
+		return wsErr(protocol.CodeInvalid, "a direct conversation cannot be left")
+	}
+	removed, err := s.store.RemoveMember(ctx, room.ID, c.user.ID)
+	if err != nil {
+		return err
+	}
+	if removed {
+		s.hub.memberChanged(room.ID, c.user.ID, false)
+		ev, err := s.hub.event(protocol.TypeRoomMemberLeft, c.user.Username, protocol.MemberEvent{RoomID: room.ID, Username: c.user.Username})
+		if err != nil {
+			return err
+		}
+		if err := s.hub.publishRoom(ctx, room.ID, ev, nil); err != nil {
+			return err
+		}
+	}
+	left, err := s.hub.event(protocol.TypeRoomLeft, c.user.Username, protocol.RoomLeft{RoomID: room.ID})
+	if err != nil {
+		return err
+	}
+	s.hub.publishUser(c.user.ID, left, c)
+	c.sendTo(protocol.TypeRoomLeft, protocol.RoomLeft{RoomID: room.ID, RefID: env.ID})
+	return nil
+}
+
+// syncPage is how many missed messages one room.sync answer carries.
+const syncPage = 100
+
+func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomSync
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+		return err
+	}
+	msgs, more, err := s.store.MessagesAfter(ctx, req.RoomID, req.Since, syncPage)
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = wireMessage(m)
+	}
+	c.sendTo(protocol.TypeRoomSynced, protocol.RoomSynced{RoomID: req.RoomID, Messages: out, HasMore: more, RefID: env.ID})
+	return nil
+}
+
+func (s *Server) onTyping(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.Typing
+	if err := env.Unmarshal(&req); err != nil {
+		return err
+	}
+	if req.RoomID <= 0 {
+		return wsErr(protocol.CodeInvalid, "room_id is required")
+	}
+	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+		return err
+	}
+	ev, err := s.hub.event(protocol.TypeChatTyping, c.user.Username, protocol.Typing{RoomID: req.RoomID, Username: c.user.Username})
+	if err != nil {
+		return err
+	}
+	return s.hub.publishRoom(ctx, req.RoomID, ev, c)
+}
+
+// onCall relays call signalling to the callee's sessions (and the caller's
+// other sessions, so a second tab stops ringing), between users who share a room.
+func (s *Server) onCall(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var call protocol.Call
+	if err := decodeValid(env, &call); err != nil {
+		return err
+	}
+	to, err := s.store.UserByName(ctx, call.ToUser)
+	if errors.Is(err, store.ErrNotFound) {
+		return wsErr(protocol.CodeNotFound, "no user %q", call.ToUser)
+	} else if err != nil {
+		return err
+	}
+	if to.ID == c.user.ID {
+		return wsErr(protocol.CodeInvalid, "you cannot call yourself")
+	}
+	if ok, err := s.hub.shareRoom(ctx, c.user.ID, to.ID); err != nil {
+		return err
+	} else if !ok {
+		return wsErr(protocol.CodeForbidden, "you can call only people you share a room with; send %s a direct message first", to.Username)
+	}
+	if env.Type == protocol.TypeCallInvite && !s.hub.online(to.ID) {
+		return wsErr(protocol.CodeUnavailable, "%s is offline", to.Username)
+	}
+	ev, err := s.hub.event(env.Type, c.user.Username, call)
+	if err != nil {
+		return err
+	}
+	s.hub.publishUser(to.ID, ev, nil)
+	s.hub.publishUser(c.user.ID, ev, c)
+	return nil
+}
+
+// validator is a payload with its own rules.
+type validator interface{ Validate() error }
+
+func decodeValid(env protocol.Envelope, v validator) error {
+	if err := env.Unmarshal(v); err != nil {
+		return err
+	}
+	return v.Validate()
+}

@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+// hub knows who is connected and who is in which room, and fans events out.
+// publishRoom and publishUser are the one seam through which every event
+// leaves; a multi-node deployment replaces what stands behind them.
+type hub struct {
+	log   *slog.Logger
+	store *store.Store
+	now   func() time.Time
+
+	mu    sync.RWMutex                 // guards conns, rooms, closed
+	conns map[int64]map[*conn]struct{} // user id → live sessions
+	// rooms caches member ids per room. Entries load under mu's write lock
+	// and change under it after the store, so a load never races an update.
+	rooms  map[int64]map[int64]struct{}
+	closed bool
+}
+
+func newHub(st *store.Store, log *slog.Logger, now func() time.Time) *hub {
+	return &hub{log: log, store: st, now: now,
+		conns: make(map[int64]map[*conn]struct{}), rooms: make(map[int64]map[int64]struct{})}
+}
+
+// event encodes one envelope once for any number of recipients.
+func (h *hub) event(t protocol.Type, from string, payload any) (*websocket.PreparedMessage, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	env := protocol.Envelope{Type: t, Timestamp: h.now().UTC(), From: from, Payload: b}
+	raw, err := protocol.Encode(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return websocket.NewPreparedMessage(websocket.TextMessage, raw)
+}
+
+// add registers c and reports whether it is its user's first session.
+func (h *hub) add(c *conn) (first, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false, false
+	}
+	set := h.conns[c.user.ID]
+	if set == nil {
+		set = make(map[*conn]struct{})
+		h.conns[c.user.ID] = set
+	}
+	set[c] = struct{}{}
+	return len(set) == 1, true
+}
+
+// remove unregisters c and reports whether it was its user's last session.
+func (h *hub) remove(c *conn) (last bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set, ok := h.conns[c.user.ID]
+	if !ok {
+		return false
+	}
+	if _, ok := set[c]; !ok {
+		return false
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(h.conns, c.user.ID)
+		return true
+	}
+	return false
+}
+
+func (h *hub) online(userID int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.conns[userID]) > 0
+}
+
+// members returns the member ids of a room, loading them once.
+func (h *hub) members(ctx context.Context, roomID int64) (map[int64]struct{}, error) {
+	h.mu.RLock()
+	m, ok := h.rooms[roomID]
+	h.mu.RUnlock()
+	if ok {
+		return m, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m, ok := h.rooms[roomID]; ok {
+		return m, nil
+	}
+	ids, err := h.store.MemberIDs(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	m = make(map[int64]struct{}, len(ids))
+	for _, id := range ids {
+		m[id] = struct{}{}
+	}
+	h.rooms[roomID] = m
+	return m, nil
+}
+
+func (h *hub) isMember(ctx context.Context, roomID, userID int64) (bool, error) {
+	m, err := h.members(ctx, roomID)
+	if err != nil {
+		return false, err
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := m[userID]
+	return ok, nil
+}
+
+// memberChanged updates the cache after the store changed membership.
+func (h *hub) memberChanged(roomID, userID int64, member bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.rooms[roomID]
+	if !ok {
+		return // loaded fresh from the store when next needed
+	}
+	if member {
+		m[userID] = struct{}{}
+	} else {
+		delete(m, userID)
+	}
+}
+
+// publishRoom sends ev to every session of every member of the room,
+// except skip (which may be nil).
+func (h *hub) publishRoom(ctx context.Context, roomID int64, ev *websocket.PreparedMessage, skip *conn) error {
+	m, err := h.members(ctx, roomID)
+	if err != nil {
+		return err
+	}
+	var targets []*conn
+	h.mu.RLock()
+	for uid := range m {
+		for c := range h.conns[uid] {
+			if c != skip {
+				targets = append(targets, c)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		c.enqueue(ev)
+	}
+	return nil
+}
+
+// publishUser sends ev to every session of a user, except skip.
+func (h *hub) publishUser(userID int64, ev *websocket.PreparedMessage, skip *conn) {
+	h.mu.RLock()
+	targets := make([]*conn, 0, len(h.conns[userID]))
+	for c := range h.conns[userID] {
+		if c != skip {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		c.enqueue(ev)
+	}
+}
+
+// presence tells everyone who shares a room with u that u came or went.
+func (h *hub) presence(ctx context.Context, u store.User, online bool) {
+	ev, err := h.event(protocol.TypePresenceUpdate, u.Username, protocol.Presence{User: u.Username, Online: online})
+	if err != nil {
+		h.log.Error("presence event", "err", err)
+		return
+	}
+	roomIDs, err := h.store.UserRoomIDs(ctx, u.ID)
+	if err != nil {
+		h.log.Error("presence rooms", "user", u.Username, "err", err)
+		return
+	}
+	seen := map[int64]struct{}{u.ID: {}}
+	for _, rid := range roomIDs {
+		m, err := h.members(ctx, rid)
+		if err != nil {
+			h.log.Error("presence members", "room_id", rid, "err", err)
+			continue
+		}
+		h.mu.RLock()
+		var ids []int64
+		for uid := range m {
+			if _, ok := seen[uid]; !ok {
+				seen[uid] = struct{}{}
+				ids = append(ids, uid)
+			}
+		}
+		h.mu.RUnlock()
+		for _, uid := range ids {
+			h.publishUser(uid, ev, nil)
+		}
+	}
+}
+
+// shareRoom reports whether two users are members of a common room.
+func (h *hub) shareRoom(ctx context.Context, a, b int64) (bool, error) {
+	ids, err := h.store.UserRoomIDs(ctx, a)
+	if err != nil {
+		return false, err
+	}
+	for _, rid := range ids {
+		if ok, err := h.isMember(ctx, rid, b); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// closeAll closes every session (server shutdown; http.Server.Shutdown
+// does not see hijacked connections) and refuses new ones.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closed = true
+	var all []*conn
+	for _, set := range h.conns {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.close(websocket.CloseGoingAway, "server shutting down; reconnect shortly")
+	}
+	for _, c := range all {
+		<-c.done
+	}
+}

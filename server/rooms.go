@@ -1,0 +1,209 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+type roomAnswer struct {
+	ID         int64     `json:"id"`
+	Name       string    `json:"name"`
+	Visibility string    `json:"visibility"`
+	Kind       string    `json:"kind"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastSeq    int64     `json:"last_seq"`
+	Member     bool      `json:"member"`
+	Peer       string    `json:"peer,omitempty"` // the other user of a direct room
+}
+
+func toRoomAnswer(r store.Room, member bool, peer string) roomAnswer {
+	return roomAnswer{ID: r.ID, Name: r.Name, Visibility: r.Visibility, Kind: r.Kind,
+		CreatedAt: r.CreatedAt, LastSeq: r.LastSeq, Member: member, Peer: peer}
+}
+
+func (s *Server) listRooms(c echo.Context) error {
+	views, err := s.store.VisibleRooms(c.Request().Context(), currentUser(c).ID)
+	if err != nil {
+		return err
+	}
+	out := make([]roomAnswer, len(views))
+	for i, v := range views {
+		out[i] = toRoomAnswer(v.Room, v.Member, v.Peer)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"rooms": out})
+}
+
+func (s *Server) createRoom(c echo.Context) error {
+	var req struct {
+		Name       string `json:"name"`
+		Visibility string `json:"visibility"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" {
+		return missing("name")
+	} else if utf8.RuneCountInString(name) > 64 {
+		return errorf(http.StatusBadRequest, "invalid_name", "room name must be at most 64 characters")
+	}
+	switch req.Visibility {
+	case "":
+		req.Visibility = store.VisibilityPublic
+	case store.VisibilityPublic, store.VisibilityPrivate:
+	default:
+		return errorf(http.StatusBadRequest, "invalid_visibility", "visibility must be \"public\" or \"private\"")
+	}
+	u := currentUser(c)
+	r, err := s.store.CreateRoom(c.Request().Context(), name, req.Visibility, u.ID)
+	if errors.Is(err, store.ErrConflict) {
+		return errorf(http.StatusConflict, "room_name_taken", "a room named %q exists; join it or pick another name", name)
+	} else if err != nil {
+		return err
+	}
+	s.log.Info("room created", "room_id", r.ID, "name", r.Name, "visibility", r.Visibility, "by", u.Username)
+	return c.JSON(http.StatusCreated, toRoomAnswer(r, true, ""))
+}
+
+// pathRoom loads the room named in the path; members only unless public is true.
+func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return store.Room{}, false, errorf(http.StatusBadRequest, "invalid_room_id", "room id must be a positive number")
+	}
+	ctx := c.Request().Context()
+	r, err := s.store.Room(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, false, errorf(http.StatusNotFound, "not_found", "no room %d", id)
+	} else if err != nil {
+		return r, false, err
+	}
+	member, err := s.hub.isMember(ctx, id, currentUser(c).ID)
+	if err != nil {
+		return r, false, err
+	}
+	if !member && !(publicOK && r.Visibility == store.VisibilityPublic) {
+		return r, false, errorf(http.StatusForbidden, "forbidden", "you are not a member of room %d", id)
+	}
+	return r, member, nil
+}
+
+func (s *Server) getRoom(c echo.Context) error {
+	r, member, err := s.pathRoom(c, true)
+	if err != nil {
+		return err
+	}
+	members, err := s.memberList(c.Request().Context(), r.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"room": toRoomAnswer(r, member, ""), "members": members})
+}
+
+func (s *Server) addRoomMember(c echo.Context) error {
+	r, _, err := s.pathRoom(c, false)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Username string `json:"username"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	} else if req.Username == "" {
+		return missing("username")
+	}
+	if r.Kind == store.KindDirect {
+		return errorf(http.StatusBadRequest, "direct_room", "a direct conversation has exactly two members; create a private room instead")
+	}
+	ctx := c.Request().Context()
+	u, err := s.store.UserByName(ctx, req.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "user_not_found", "no user %q", req.Username)
+	} else if err != nil {
+		return err
+	}
+	if err := s.addMember(ctx, r.ID, u); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, protocol.MemberEvent{RoomID: r.ID, Username: u.Username})
+}
+
+func (s *Server) roomMessages(c echo.Context) error {
+	r, _, err := s.pathRoom(c, false)
+	if err != nil {
+		return err
+	}
+	before, err := queryInt(c, "before", 0)
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(c, "limit", 50)
+	if err != nil {
+		return err
+	}
+	if limit < 1 || limit > 200 {
+		return errorf(http.StatusBadRequest, "invalid_limit", "limit must be 1..200")
+	}
+	msgs, more, err := s.store.MessagesBefore(c.Request().Context(), r.ID, before, int(limit))
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = wireMessage(m)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"messages": out, "has_more": more})
+}
+
+func (s *Server) directRoom(c echo.Context) error {
+	var req struct {
+		Username string `json:"username"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	} else if req.Username == "" {
+		return missing("username")
+	}
+	ctx := c.Request().Context()
+	me := currentUser(c)
+	u, err := s.store.UserByName(ctx, req.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "user_not_found", "no user %q", req.Username)
+	} else if err != nil {
+		return err
+	}
+	if u.ID == me.ID {
+		return errorf(http.StatusBadRequest, "invalid_username", "a direct conversation needs another user")
+	}
+	r, created, err := s.store.DirectRoom(ctx, me.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, toRoomAnswer(r, true, u.Username))
+}
+
+func queryInt(c echo.Context, name string, def int64) (int64, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(http.StatusBadRequest, "invalid_"+name, "%s must be a non-negative whole number", name)
+	}
+	return n, nil
+}

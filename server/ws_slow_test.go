@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"mesh/protocol"
+)
+
+// TestStalledClientDoesNotDelayOthers: one member never reads; 50 others
+// must still receive every message, and the stalled one is dropped with
+// 1013 rather than holding anything up.
+func TestStalledClientDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Auth.Registration = "open"
+	cfg.HTTP.WSRate, cfg.HTTP.WSBurst = 1_000_000, 1_000_000 // the sender is a load generator here
+	ts := startServer(t, cfg)
+	tok := ts.register(t, "alice", "secret1")
+	room := ts.createRoom(t, tok, "busy", "public")
+
+	// A small receive buffer, set before connecting so the window is
+	// negotiated for it, makes the stall bite after a few KB.
+	nd := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	d := websocket.Dialer{NetDialContext: nd.DialContext}
+	stalled, _, err := d.Dial(ts.wsURL(tok), nil) // same user: membership is what matters
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	const readers, n = 50, 6000 // n > maxPending: a stalled session must overflow
+	text := strings.Repeat("x", 200)
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for range readers {
+		ws := dialRaw(t, ts, tok)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- countMessages(ws, n)
+		}()
+	}
+	sender := ts.dial(t, tok)
+	start := time.Now()
+	for i := range n {
+		sender.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: fmt.Sprintf("%d %s", i, text), ClientMsgID: fmt.Sprint(i)})
+		if i%100 == 99 { // keep the sender's own inbox from filling
+			drain(sender)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d readers got %d messages each in %s with a stalled member", readers, n, time.Since(start))
+
+	// The stalled client was dropped: after what the kernel buffered, its
+	// connection ends, with close 1013 if the close frame still fit in the
+	// socket, else abruptly (1006).
+	var ce *websocket.CloseError
+	_ = stalled.SetReadDeadline(time.Now().Add(waitLong))
+	for got := 0; ; got++ {
+		_, _, err := stalled.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("stalled client still connected after reading %d frames", got)
+		}
+		if errors.As(err, &ce) && ce.Code != websocket.CloseTryAgainLater && ce.Code != websocket.CloseAbnormalClosure {
+			t.Fatalf("stalled client closed with %v, want 1013", err)
+		}
+		if got >= n {
+			t.Fatalf("stalled client got all %d messages; it was never dropped", got)
+		}
+		t.Logf("stalled client dropped after %d frames: %v", got, err)
+		break
+	}
+}
+
+func drain(c *wsClient) {
+	for {
+		select {
+		case <-c.in:
+		default:
+			return
+		}
+	}
+}
+
+func dialRaw(t *testing.T, ts *testServer, tok string) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL(tok), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	return ws
+}
+
+// countMessages reads until n chat messages arrived, checking their order.
+func countMessages(ws *websocket.Conn, n int) error {
+	var seq int64
+	for got := 0; got < n; {
+		_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("reader after %d of %d messages: %w", got, n, err)
+		}
+		env, err := protocol.Decode(b)
+		if err != nil || env.Type != protocol.TypeChatCreated {
+			continue
+		}
+		var cc protocol.ChatCreated
+		if err := env.Unmarshal(&cc); err != nil {
+			return err
+		}
+		if cc.Message.Seq <= seq {
+			return fmt.Errorf("seq %d after %d: out of order", cc.Message.Seq, seq)
+		}
+		seq = cc.Message.Seq
+		got++
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+package server_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+
+	"mesh/protocol"
+)
+
+// TestWSCatHello is the seed's quick check, byte for byte.
+func TestWSCatHello(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	c := ts.dial(t, ts.register(t, "alice", "secret1"))
+	c.sendRaw([]byte(`{"type":"system.hello","device_id":"test-device"}`))
+	env := c.waitFor(protocol.TypeSystemWelcome)
+	var w protocol.Welcome
+	if err := env.Unmarshal(&w); err != nil {
+		t.Fatal(err)
+	}
+	if w.DeviceID != "test-device" || w.User.Username != "alice" || w.ServerVersion == "" {
+		t.Fatalf("welcome = %+v", w)
+	}
+}
+
+func TestChatBothWaysWithHistory(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1")
+	room := ts.createRoom(t, atok, "general", "public")
+	alice, bob := ts.dial(t, atok), ts.dial(t, btok)
+
+	id := bob.send(protocol.TypeRoomJoin, protocol.RoomRef{RoomID: room})
+	joined := bob.waitFor(protocol.TypeRoomJoined)
+	var rj protocol.RoomJoined
+	if err := joined.Unmarshal(&rj); err != nil || rj.RefID != id || rj.Room.ID != room || len(rj.Members) != 2 {
+		t.Fatalf("room.joined = %s (%v)", joined.Payload, err)
+	}
+	for _, m := range rj.Members {
+		if !m.Online {
+			t.Errorf("member %s shown offline while connected", m.Username)
+		}
+	}
+	alice.waitMatch(protocol.TypeRoomMemberJoined, func(e protocol.Envelope) bool { return e.From == "bob" })
+
+	m1 := alice.say(room, "hi bob")
+	if got := bob.message("hi bob"); got.From != "alice" || got.Seq != m1.Seq {
+		t.Fatalf("bob got %+v, want alice's seq %d", got, m1.Seq)
+	}
+	m2 := bob.say(room, "hi alice")
+	if got := alice.message("hi alice"); got.From != "bob" || got.Seq != m1.Seq+1 {
+		t.Fatalf("alice got %+v, want bob's message with seq %d", got, m1.Seq+1)
+	}
+	if m2.Seq != m1.Seq+1 {
+		t.Fatalf("seqs %d then %d, want consecutive", m1.Seq, m2.Seq)
+	}
+	// A client's claimed from is overwritten.
+	forged := fmt.Sprintf(`{"type":"chat.message.send","id":"f1","from":"bob","payload":{"room_id":%d,"text":"forged","client_msg_id":"f1"}}`, room)
+	alice.sendRaw([]byte(forged))
+	if got := bob.message("forged"); got.From != "alice" {
+		t.Fatalf("forged from = %q, want alice", got.From)
+	}
+	h := history(t, ts, btok, room, "")
+	if len(h.Messages) != 3 || h.Messages[0].Text != "forged" || h.Messages[2].Text != "hi bob" {
+		t.Fatalf("history = %+v, want 3 messages newest first", h.Messages)
+	}
+}
+
+type historyPage struct {
+	Messages []protocol.Message `json:"messages"`
+	HasMore  bool               `json:"has_more"`
+}
+
+func history(t *testing.T, ts *testServer, token string, room int64, query string) historyPage {
+	t.Helper()
+	a := ts.do(t, http.MethodGet, fmt.Sprintf("/api/rooms/%d/messages%s", room, query), nil, token)
+	if a.Status != http.StatusOK {
+		t.Fatalf("history = %d %s", a.Status, a.Body)
+	}
+	var p historyPage
+	if err := json.Unmarshal(a.Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestHistoryPagination(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, t.TempDir())
+	cfg.Auth.Registration = "open"
+	cfg.HTTP.WSBurst = 200 // 120 sends at once
+	ts := startServer(t, cfg)
+	tok := ts.register(t, "alice", "secret1")
+	room := ts.createRoom(t, tok, "log", "private")
+	c := ts.dial(t, tok)
+	for i := range 120 {
+		c.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: fmt.Sprintf("m%03d", i), ClientMsgID: fmt.Sprint(i)})
+	}
+	c.message("m119")
+	var all []protocol.Message
+	query := "?limit=50"
+	for {
+		p := history(t, ts, tok, room, query)
+		all = append(all, p.Messages...)
+		if !p.HasMore {
+			break
+		}
+		query = fmt.Sprintf("?limit=50&before=%d", p.Messages[len(p.Messages)-1].Seq)
+	}
+	if len(all) != 120 {
+		t.Fatalf("paged %d messages, want 120", len(all))
+	}
+	for i, m := range all {
+		if want := fmt.Sprintf("m%03d", 119-i); m.Text != want || m.Seq != int64(120-i) {
+			t.Fatalf("message %d = %q seq %d, want %q seq %d", i, m.Text, m.Seq, want, 120-i)
+		}
+	}
+	if p := history(t, ts, tok, room, ""); len(p.Messages) != 50 || !p.HasMore {
+		t.Errorf("default limit gave %d messages (has_more %t), want 50 and more", len(p.Messages), p.HasMore)
+	}
+	for _, q := range []string{"?limit=0", "?limit=201", "?before=-1", "?limit=x"} {
+		if a := ts.do(t, http.MethodGet, fmt.Sprintf("/api/rooms/%d/messages%s", room, q), nil, tok); a.Status != 400 {
+			t.Errorf("history%s = %d %s, want 400", q, a.Status, a.Body)
+		}
+	}
+}
+
+func TestDirectMessagePrivacy(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok, ctok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1"), ts.register(t, "carol", "secret1")
+	alice, bob, carol := ts.dial(t, atok), ts.dial(t, btok), ts.dial(t, ctok)
+	carolRoom := ts.createRoom(t, ctok, "carols", "private")
+
+	id := alice.send(protocol.TypeChatSend, protocol.ChatSend{ToUser: "bob", Text: "psst", ClientMsgID: "dm1"})
+	dm := alice.ack(id)
+	if got := bob.message("psst"); got.RoomID != dm.RoomID {
+		t.Fatalf("bob got the DM in room %d, want %d", got.RoomID, dm.RoomID)
+	}
+	// Messages are published in commit order, so once carol has her own
+	// later message, the DM would already have reached her.
+	carol.say(carolRoom, "barrier")
+	select {
+	case env := <-carol.in:
+		t.Fatalf("carol received %s %s", env.Type, env.Payload)
+	default:
+	}
+	if a := ts.do(t, http.MethodGet, fmt.Sprintf("/api/rooms/%d/messages", dm.RoomID), nil, ctok); a.Status != 403 || a.errCode() != "forbidden" {
+		t.Errorf("carol reads the DM history: %d %s, want 403 forbidden", a.Status, a.Body)
+	}
+	if pe := carol.waitError(carol.send(protocol.TypeRoomJoin, protocol.RoomRef{RoomID: dm.RoomID})); pe.Code != protocol.CodeForbidden {
+		t.Errorf("carol joins the DM: %+v, want forbidden", pe)
+	}
+	if pe := carol.waitError(carol.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: dm.RoomID, Text: "hi", ClientMsgID: "x"})); pe.Code != protocol.CodeForbidden {
+		t.Errorf("carol posts in the DM: %+v, want forbidden", pe)
+	}
+	// The room list shows the DM to alice with bob as peer, and not to carol.
+	a := ts.do(t, http.MethodGet, "/api/rooms", nil, ctok)
+	if strings.Contains(string(a.Body), fmt.Sprintf(`"id":%d,`, dm.RoomID)) {
+		t.Errorf("carol's room list shows the DM: %s", a.Body)
+	}
+	if a := ts.do(t, http.MethodGet, "/api/rooms", nil, atok); !strings.Contains(string(a.Body), `"peer":"bob"`) {
+		t.Errorf("alice's room list lacks the DM with bob: %s", a.Body)
+	}
+}
+
+func TestDuplicateClientMsgID(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	tok := ts.register(t, "alice", "secret1")
+	room := ts.createRoom(t, tok, "r", "public")
+	c := ts.dial(t, tok)
+	first := c.ack(c.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: "once", ClientMsgID: "same"}))
+	again := c.ack(c.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: "once", ClientMsgID: "same"}))
+	if first.ID != again.ID || first.Seq != again.Seq {
+		t.Fatalf("retry stored a new message: %+v vs %+v", first, again)
+	}
+	if h := history(t, ts, tok, room, ""); len(h.Messages) != 1 {
+		t.Fatalf("history has %d messages, want 1", len(h.Messages))
+	}
+}
+
+func TestResumeWithSince(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1")
+	room := ts.createRoom(t, atok, "r", "public")
+	alice, bob := ts.dial(t, atok), ts.dial(t, btok)
+	bob.waitError(bob.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: "x", ClientMsgID: "x"})) // not a member yet
+	bob.send(protocol.TypeRoomJoin, protocol.RoomRef{RoomID: room})
+	bob.waitFor(protocol.TypeRoomJoined)
+	last := bob.message(alice.say(room, "before").Text).Seq
+	_ = bob.ws.Close() // the connection drops
+	<-bob.closed
+	for i := range 5 {
+		alice.say(room, fmt.Sprintf("missed %d", i))
+	}
+	bob = ts.dial(t, btok)
+	id := bob.send(protocol.TypeRoomSync, protocol.RoomSync{RoomID: room, Since: last})
+	env := bob.waitFor(protocol.TypeRoomSynced)
+	var rs protocol.RoomSynced
+	if err := env.Unmarshal(&rs); err != nil || rs.RefID != id {
+		t.Fatalf("room.synced = %s (%v)", env.Payload, err)
+	}
+	if len(rs.Messages) != 5 || rs.HasMore {
+		t.Fatalf("resumed %d messages (has_more %t), want 5", len(rs.Messages), rs.HasMore)
+	}
+	for i, m := range rs.Messages {
+		if m.Text != fmt.Sprintf("missed %d", i) || m.Seq != last+1+int64(i) {
+			t.Fatalf("resumed[%d] = %q seq %d", i, m.Text, m.Seq)
+		}
+	}
+	// Membership, not a join, is what delivers live events after reconnecting.
+	alice.say(room, "live")
+	bob.message("live")
+}
+
+func TestPresenceAndManySessions(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1")
+	room := ts.createRoom(t, atok, "r", "public")
+	if a := ts.do(t, http.MethodPost, fmt.Sprintf("/api/rooms/%d/members", room), []byte(`{"username":"bob"}`), atok); a.Status != 201 {
+		t.Fatalf("add member = %d %s", a.Status, a.Body)
+	}
+	tab1, tab2 := ts.dial(t, atok), ts.dial(t, atok)
+	bob := ts.dial(t, btok)
+	online := func(c *wsClient, user string, want bool) {
+		t.Helper()
+		c.waitMatch(protocol.TypePresenceUpdate, func(e protocol.Envelope) bool {
+			var p protocol.Presence
+			return e.Unmarshal(&p) == nil && p.User == user && p.Online == want
+		})
+	}
+	online(tab1, "bob", true)
+	online(tab2, "bob", true)
+	bob.say(room, "to both tabs")
+	tab1.message("to both tabs")
+	tab2.message("to both tabs")
+	m := tab1.say(room, "from tab1")
+	if got := tab2.message("from tab1"); got.ID != m.ID {
+		t.Fatalf("tab2 got %+v", got)
+	}
+	_ = bob.ws.Close()
+	online(tab1, "bob", false)
+}
+
+func TestCallSignallingRelay(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok, ctok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1"), ts.register(t, "carol", "secret1")
+	alice, bob, carol := ts.dial(t, atok), ts.dial(t, btok), ts.dial(t, ctok)
+	alice.ack(alice.send(protocol.TypeChatSend, protocol.ChatSend{ToUser: "bob", Text: "call?", ClientMsgID: "c"}))
+	alice.send(protocol.TypeCallInvite, protocol.Call{CallID: "k1", ToUser: "bob", Media: "video"})
+	env := bob.waitFor(protocol.TypeCallInvite)
+	var call protocol.Call
+	if err := env.Unmarshal(&call); err != nil || env.From != "alice" || call.CallID != "k1" {
+		t.Fatalf("bob got %+v from %q (%v)", call, env.From, err)
+	}
+	bob.send(protocol.TypeCallAnswer, protocol.Call{CallID: "k1", ToUser: "alice", SDP: "v=0"})
+	if env := alice.waitFor(protocol.TypeCallAnswer); env.From != "bob" {
+		t.Fatalf("answer from %q", env.From)
+	}
+	if pe := carol.waitError(carol.send(protocol.TypeCallInvite, protocol.Call{CallID: "k2", ToUser: "alice"})); pe.Code != protocol.CodeForbidden {
+		t.Fatalf("carol calls a stranger: %+v, want forbidden", pe)
+	}
+}
+
+// TestBadFrames: each bad frame gets system.error and the session goes on,
+// except an oversized frame, which closes it with 1009.
+func TestBadFrames(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok, btok := ts.register(t, "alice", "secret1"), ts.register(t, "bob", "secret1")
+	private := ts.createRoom(t, btok, "bobs", "private")
+	c := ts.dial(t, atok)
+	tests := []struct {
+		name, frame, code string
+	}{
+		{"not json", `hello`, protocol.CodeMalformed},
+		{"json array", `[1,2]`, protocol.CodeMalformed},
+		{"no type", `{"id":"x"}`, protocol.CodeMalformed},
+		{"unknown type", `{"type":"chat.explode","id":"u1"}`, protocol.CodeUnknownType},
+		{"bad payload type", `{"type":"room.join","id":"b1","payload":{"room_id":"one"}}`, protocol.CodeInvalid},
+		{"missing text", fmt.Sprintf(`{"type":"chat.message.send","id":"b2","payload":{"room_id":%d}}`, private), protocol.CodeInvalid},
+		{"wrong room", fmt.Sprintf(`{"type":"chat.message.send","id":"w1","payload":{"room_id":%d,"text":"hi","client_msg_id":"w1"}}`, private), protocol.CodeForbidden},
+		{"no such room", `{"type":"room.join","id":"n1","payload":{"room_id":999999}}`, protocol.CodeNotFound},
+		{"typing elsewhere", fmt.Sprintf(`{"type":"chat.typing","id":"t1","payload":{"room_id":%d}}`, private), protocol.CodeForbidden},
+		{"server-only type", `{"type":"chat.message.created","id":"s1","payload":{}}`, protocol.CodeInvalid},
+		{"DM to nobody", `{"type":"chat.message.send","id":"d1","payload":{"to_user":"ghost","text":"hi","client_msg_id":"d1"}}`, protocol.CodeNotFound},
+	}
+	for _, tc := range tests {
+		c.sendRaw([]byte(tc.frame))
+		env := c.waitFor(protocol.TypeSystemError)
+		var pe protocol.Error
+		if err := env.Unmarshal(&pe); err != nil || pe.Code != tc.code || pe.Message == "" {
+			t.Errorf("%s: system.error %s, want code %s with a message", tc.name, env.Payload, tc.code)
+		}
+	}
+	// Still open.
+	c.sendRaw([]byte(`{"type":"system.hello"}`))
+	c.waitFor(protocol.TypeSystemWelcome)
+
+	c.sendRaw([]byte(`{"type":"chat.message.send","payload":{"text":"` + strings.Repeat("a", 70<<10) + `"}}`))
+	env := c.waitFor(protocol.TypeSystemError)
+	var pe protocol.Error
+	if _ = env.Unmarshal(&pe); pe.Code != protocol.CodeFrameTooLarge {
+		t.Fatalf("oversize frame: %s, want frame_too_large", env.Payload)
+	}
+	var ce *websocket.CloseError
+	if err := c.waitClosed(); !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("oversize frame closed with %v, want 1009", err)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	c := ts.dial(t, ts.register(t, "alice", "secret1"))
+	for range 200 {
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"system.hello"}`)); err != nil {
+			break // closed by the server already
+		}
+	}
+	c.waitMatch(protocol.TypeSystemError, func(e protocol.Envelope) bool {
+		var pe protocol.Error
+		return e.Unmarshal(&pe) == nil && pe.Code == protocol.CodeRateLimited
+	})
+	var ce *websocket.CloseError
+	if err := c.waitClosed(); !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text == "" {
+		t.Fatalf("rate limit closed with %v, want 1008 with a reason", err)
+	}
+}
+
+func TestWebSocketRefusals(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	tok := ts.register(t, "alice", "secret1")
+	for name, url := range map[string]string{
+		"no token":  ts.wsURL(""),
+		"bad token": ts.wsURL("nope"),
+	} {
+		_, res, err := websocket.DefaultDialer.Dial(url, nil)
+		if err == nil || res == nil || res.StatusCode != 401 {
+			t.Errorf("%s: dial err %v, status %v; want 401", name, err, res)
+		}
+	}
+	_, res, err := websocket.DefaultDialer.Dial(ts.wsURL(tok), http.Header{"Origin": {"http://evil.example"}})
+	if err == nil || res == nil || res.StatusCode != 403 {
+		t.Fatalf("foreign origin: err %v, res %v; want 403", err, res)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(ts.wsURL(tok), http.Header{"Origin": {ts.URL}})
+	if err != nil {
+		t.Fatalf("same origin refused: %v", err)
+	}
+	ws.Close()
+}
