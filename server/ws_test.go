@@ -247,6 +247,11 @@ func TestPresenceAndManySessions(t *testing.T) {
 	if got := tab2.message("from tab1"); got.ID != m.ID {
 		t.Fatalf("tab2 got %+v", got)
 	}
+	bob.send(protocol.TypeChatTyping, protocol.Typing{RoomID: room})
+	tab2.waitMatch(protocol.TypeChatTyping, func(e protocol.Envelope) bool {
+		var ty protocol.Typing
+		return e.Unmarshal(&ty) == nil && ty.Username == "bob" && ty.RoomID == room
+	})
 	_ = bob.ws.Close()
 	online(tab1, "bob", false)
 }
