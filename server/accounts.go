@@ -167,7 +167,9 @@ func (s *Server) me(c echo.Context) error {
 const userKey = "mesh.user"
 
 // requireUser authenticates the request by 'Authorization: Bearer TOKEN' (or
-// ?token= for WebSocket upgrades, which cannot set headers in browsers).
+// ?token= for WebSocket upgrades, which cannot set headers in browsers). The
+// token is a user's JWT or a device token; either way the user is set, and
+// for a device token the device too.
 func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		tok := c.QueryParam("token")
@@ -180,6 +182,9 @@ func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if tok == "" {
 			return errorf(http.StatusUnauthorized, "unauthorized", "log in first and send the token as 'Authorization: Bearer TOKEN'")
+		}
+		if strings.HasPrefix(tok, deviceTokenPrefix) {
+			return s.authDevice(c, tok, next)
 		}
 		id, err := s.key.verify(tok, s.cfg.now())
 		if err != nil {

@@ -47,12 +47,19 @@ type conn struct {
 	done    chan struct{} // closed when the writer has closed the socket
 	once    sync.Once
 
-	mu          sync.Mutex // guards pending, inHand, closeCode, closeReason, deviceID
+	// device is the agent this session authenticated as (by device token);
+	// its ID is empty for a user's own sessions (browsers, scripts).
+	device store.Device
+	ip     string // the client's address as the server sees it
+
+	mu          sync.Mutex // guards pending, inHand, closeCode, closeReason, deviceID, quicPort, fingerprint
 	pending     []*websocket.PreparedMessage
 	inHand      int // events the writer has taken but not yet written
 	closeCode   int
 	closeReason string
-	deviceID    string
+	deviceID    string // as announced in system.hello (for a device session: its id)
+	quicPort    int
+	fingerprint string
 }
 
 var wsUpgrader = websocket.Upgrader{
@@ -79,10 +86,13 @@ func (s *Server) websocket(c echo.Context) error {
 		_ = tc.SetWriteBuffer(sendBuffer) // a tuning; the default works too
 	}
 	cn := &conn{
-		s: s, ws: ws, user: currentUser(c),
+		s: s, ws: ws, user: currentUser(c), ip: c.RealIP(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.HTTP.WSRate), s.cfg.HTTP.WSBurst),
 		wake:    make(chan struct{}, 1), quit: make(chan struct{}),
 		readEnd: make(chan struct{}), done: make(chan struct{}),
+	}
+	if d, ok := currentDevice(c); ok {
+		cn.device, cn.deviceID = d, d.ID
 	}
 	first, ok := s.hub.add(cn)
 	if !ok {

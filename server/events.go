@@ -41,6 +41,10 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 	case protocol.TypeCallInvite, protocol.TypeCallAccept, protocol.TypeCallReject, protocol.TypeCallOffer,
 		protocol.TypeCallAnswer, protocol.TypeCallICE, protocol.TypeCallHangup:
 		err = s.onCall(ctx, c, env)
+	case protocol.TypeP2PSessionRequest:
+		err = s.onSessionRequest(ctx, c, env)
+	case protocol.TypeTransferReport:
+		err = s.onTransferReport(ctx, c, env)
 	default:
 		if env.Type.ClientSent() {
 			err = wsErr(protocol.CodeUnsupported, "%s is not available on this server yet", env.Type)
@@ -69,12 +73,26 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	if c.device.ID != "" && h.DeviceID != "" && h.DeviceID != c.device.ID {
+		return wsErr(protocol.CodeInvalid, "this token belongs to device %q, not %q", c.device.ID, h.DeviceID)
+	}
 	c.mu.Lock()
-	c.deviceID = h.DeviceID
+	if c.device.ID == "" {
+		c.deviceID = h.DeviceID
+	}
+	c.quicPort, c.fingerprint = h.QUICPort, h.Fingerprint
+	deviceID := c.deviceID
 	c.mu.Unlock()
+	if c.device.ID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.store.TouchDevice(ctx, c.device.ID, h.Fingerprint); err != nil {
+			return err
+		}
+	}
 	c.sendTo(protocol.TypeSystemWelcome, protocol.Welcome{
 		User:          protocol.UserRef{ID: c.user.ID, Username: c.user.Username},
-		DeviceID:      h.DeviceID,
+		DeviceID:      deviceID,
 		ServerVersion: Version,
 		RefID:         env.ID,
 	})

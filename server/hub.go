@@ -22,8 +22,9 @@ type hub struct {
 	store *store.Store
 	now   func() time.Time
 
-	mu    sync.RWMutex                 // guards conns, rooms, closed
-	conns map[int64]map[*conn]struct{} // user id → live sessions
+	mu      sync.RWMutex                 // guards conns, devices, rooms, closed
+	conns   map[int64]map[*conn]struct{} // user id → live sessions
+	devices map[string]*conn             // device id → its newest session
 	// rooms caches member ids per room. Entries load under mu's write lock
 	// and change under it after the store, so a load never races an update.
 	rooms  map[int64]map[int64]struct{}
@@ -32,7 +33,8 @@ type hub struct {
 
 func newHub(st *store.Store, log *slog.Logger, now func() time.Time) *hub {
 	return &hub{log: log, store: st, now: now,
-		conns: make(map[int64]map[*conn]struct{}), rooms: make(map[int64]map[int64]struct{})}
+		conns: make(map[int64]map[*conn]struct{}), devices: make(map[string]*conn),
+		rooms: make(map[int64]map[int64]struct{})}
 }
 
 // event encodes one envelope once for any number of recipients.
@@ -62,6 +64,9 @@ func (h *hub) add(c *conn) (first, ok bool) {
 		h.conns[c.user.ID] = set
 	}
 	set[c] = struct{}{}
+	if c.device.ID != "" {
+		h.devices[c.device.ID] = c
+	}
 	return len(set) == 1, true
 }
 
@@ -77,6 +82,9 @@ func (h *hub) remove(c *conn) (last bool) {
 		return false
 	}
 	delete(set, c)
+	if c.device.ID != "" && h.devices[c.device.ID] == c {
+		delete(h.devices, c.device.ID)
+	}
 	if len(set) == 0 {
 		delete(h.conns, c.user.ID)
 		return true
@@ -225,6 +233,30 @@ func (h *hub) shareRoom(ctx context.Context, a, b int64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// deviceConn returns a device's live session, or nil when it is offline.
+func (h *hub) deviceConn(id string) *conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.devices[id]
+}
+
+// closeDevice closes every session authenticated as device id.
+func (h *hub) closeDevice(id string, code int, reason string) {
+	h.mu.RLock()
+	var cs []*conn
+	for _, set := range h.conns {
+		for c := range set {
+			if c.device.ID == id {
+				cs = append(cs, c)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range cs {
+		c.close(code, reason)
+	}
 }
 
 // closeAll closes every session (server shutdown; http.Server.Shutdown

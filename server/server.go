@@ -87,6 +87,11 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/rooms/:id", s.getRoom, s.requireUser)
 	api.POST("/rooms/:id/members", s.addRoomMember, s.requireUser)
 	api.GET("/rooms/:id/messages", s.roomMessages, s.requireUser)
+	api.POST("/devices", s.enrollDevice, s.requireUser)
+	api.GET("/devices", s.listDevices, s.requireUser)
+	api.DELETE("/devices/:id", s.revokeDevice, s.requireUser)
+	api.POST("/p2p/sessions", s.createSession, s.requireUser)
+	api.GET("/transfers", s.listTransfers, s.requireUser)
 	e.GET("/ws", s.websocket, s.requireUser)
 	s.webRoutes(e)
 	return e

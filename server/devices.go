@@ -1,0 +1,126 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+// deviceTokenPrefix tells device tokens from JWTs at a glance (and in logs).
+const deviceTokenPrefix = "mdt_"
+
+// DeviceToken is an agent's credential. It never appears in logs.
+type DeviceToken string
+
+// LogValue hides the token from slog.
+func (DeviceToken) LogValue() slog.Value { return slog.StringValue("REDACTED") }
+
+const deviceKey = "mesh.device"
+
+func (s *Server) authDevice(c echo.Context, tok string, next echo.HandlerFunc) error {
+	ctx := c.Request().Context()
+	d, err := s.store.DeviceByToken(ctx, store.HashToken(tok))
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusUnauthorized, "invalid_token", "device token is unknown or revoked; run 'mesh agent login' again")
+	} else if err != nil {
+		return err
+	}
+	u, err := s.store.UserByID(ctx, d.UserID)
+	if err != nil {
+		return err
+	}
+	c.Set(userKey, u)
+	c.Set(deviceKey, d)
+	return next(c)
+}
+
+// currentDevice is the device whose token authenticated the request, if any.
+func currentDevice(c echo.Context) (store.Device, bool) {
+	d, ok := c.Get(deviceKey).(store.Device)
+	return d, ok
+}
+
+type deviceAnswer struct {
+	DeviceID    string    `json:"device_id"`
+	Online      bool      `json:"online"`
+	LastSeen    time.Time `json:"last_seen"`
+	Fingerprint string    `json:"fingerprint"`
+}
+
+// validDeviceID: host names and the like, 1–64 of A-Z a-z 0-9 . _ -.
+func validDeviceID(id string) bool {
+	if len(id) < 1 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) enrollDevice(c echo.Context) error {
+	var req struct {
+		DeviceID    string `json:"device_id"`
+		Fingerprint string `json:"fingerprint"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.DeviceID == "" {
+		return missing("device_id")
+	} else if !validDeviceID(req.DeviceID) {
+		return errorf(http.StatusBadRequest, "invalid_device_id", "device_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+	} else if req.Fingerprint != "" && !protocol.ValidFingerprint(req.Fingerprint) {
+		return errorf(http.StatusBadRequest, "invalid_fingerprint", "fingerprint must be \"sha256:\" and 64 lowercase hex digits")
+	}
+	if _, ok := currentDevice(c); ok {
+		return errorf(http.StatusForbidden, "forbidden", "log in as the user (not with a device token) to enrol a device")
+	}
+	tok := deviceTokenPrefix + randomToken()
+	u := currentUser(c)
+	if _, err := s.store.EnrollDevice(c.Request().Context(), req.DeviceID, u.ID, store.HashToken(tok), req.Fingerprint); errors.Is(err, store.ErrConflict) {
+		return errorf(http.StatusConflict, "device_taken", "device id %q belongs to another user; pick another with --device", req.DeviceID)
+	} else if err != nil {
+		return err
+	}
+	// A rotated token ends the sessions of the old one.
+	s.hub.closeDevice(req.DeviceID, websocket.ClosePolicyViolation, "device token replaced; log in again")
+	s.log.Info("device enrolled", "device_id", req.DeviceID, "user", u.Username)
+	return c.JSON(http.StatusCreated, map[string]string{"device_id": req.DeviceID, "device_token": tok})
+}
+
+func (s *Server) listDevices(c echo.Context) error {
+	ds, err := s.store.Devices(c.Request().Context(), currentUser(c).ID)
+	if err != nil {
+		return err
+	}
+	out := make([]deviceAnswer, len(ds))
+	for i, d := range ds {
+		out[i] = deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceConn(d.ID) != nil, LastSeen: d.LastSeen, Fingerprint: d.Fingerprint}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"devices": out})
+}
+
+func (s *Server) revokeDevice(c echo.Context) error {
+	u, id := currentUser(c), c.Param("id")
+	if err := s.store.RevokeDevice(c.Request().Context(), u.ID, id); errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "not_found", "you have no device %q", id)
+	} else if err != nil {
+		return err
+	}
+	s.hub.closeDevice(id, websocket.ClosePolicyViolation, "device revoked")
+	if ev, err := s.hub.event(protocol.TypeDeviceRevoked, u.Username, protocol.DeviceRevoked{DeviceID: id}); err == nil {
+		s.hub.publishUser(u.ID, ev, nil)
+	}
+	s.log.Info("device revoked", "device_id", id, "user", u.Username)
+	return c.NoContent(http.StatusNoContent)
+}
