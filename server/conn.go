@@ -34,30 +34,31 @@ const (
 )
 
 // conn is one WebSocket session. Its reader runs the client's requests in
-// order; its writer is the only goroutine that writes, fed by a bounded
-// queue, so a slow client never blocks anyone who publishes to it.
+// order. Writes never block a publisher: events are queued, and a flusher
+// goroutine, started only while there is something to write, sends them
+// in batches (one writev). An idle session thus costs one goroutine.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
+	nc      net.Conn // the socket under ws; frames are written to it directly
 	user    store.User
 	limiter *rate.Limiter
-	wake    chan struct{} // capacity 1: the writer has something to do
-	quit    chan struct{} // closed to stop the writer
 	readEnd chan struct{} // closed when the reader has stopped reading
-	done    chan struct{} // closed when the writer has closed the socket
-	once    sync.Once
+	done    chan struct{} // closed when the socket is closed
+	shut    sync.Once     // closes the socket and done
 
 	// device is the agent this session authenticated as (by device token);
 	// its ID is empty for a user's own sessions (browsers, scripts).
 	device store.Device
 	ip     string // the client's address as the server sees it
 
-	mu          sync.Mutex // guards pending, inHand, closeCode, closeReason, deviceID, quicPort, fingerprint
-	pending     []*websocket.PreparedMessage
-	inHand      int // events the writer has taken but not yet written
-	closeCode   int
-	closeReason string
-	deviceID    string // as announced in system.hello (for a device session: its id)
+	mu          sync.Mutex // guards the fields below
+	pending     []frame
+	inHand      int   // frames the flusher has taken but not yet written
+	writing     bool  // a flusher goroutine is running
+	closing     bool  // a close frame is queued; nothing more is accepted
+	closeFrame  frame // that close frame
+	deviceID    string
 	quicPort    int
 	fingerprint string
 }
@@ -82,13 +83,13 @@ func (s *Server) websocket(c echo.Context) error {
 	if err != nil {
 		return nil // the upgrader has answered the client
 	}
-	if tc, ok := ws.NetConn().(*net.TCPConn); ok {
+	nc := ws.NetConn()
+	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(sendBuffer) // a tuning; the default works too
 	}
 	cn := &conn{
-		s: s, ws: ws, user: currentUser(c), ip: c.RealIP(),
+		s: s, ws: ws, nc: nc, user: currentUser(c), ip: c.RealIP(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.HTTP.WSRate), s.cfg.HTTP.WSBurst),
-		wake:    make(chan struct{}, 1), quit: make(chan struct{}),
 		readEnd: make(chan struct{}), done: make(chan struct{}),
 	}
 	if d, ok := currentDevice(c); ok {
@@ -104,7 +105,6 @@ func (s *Server) websocket(c echo.Context) error {
 	if first {
 		s.hub.presence(c.Request().Context(), cn.user, true)
 	}
-	go cn.writeLoop()
 	go cn.readLoop()
 	return nil
 }
@@ -135,123 +135,114 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	return false
 }
 
-// enqueue hands ev to the writer without waiting. A session more than
-// maxPending events behind has stopped reading and is dropped (it can
-// resume with room.sync).
-func (c *conn) enqueue(ev *websocket.PreparedMessage) {
+// enqueue queues f without waiting. A session more than maxPending frames
+// behind has stopped reading and is dropped with 1013 (it can resume with
+// room.sync).
+func (c *conn) enqueue(f frame) {
 	c.mu.Lock()
-	full := len(c.pending)+c.inHand >= maxPending
-	if !full {
-		c.pending = append(c.pending, ev)
+	if c.closing {
+		c.mu.Unlock()
+		return
 	}
-	c.mu.Unlock()
-	if full {
+	if len(c.pending)+c.inHand >= maxPending {
+		c.mu.Unlock()
 		if c.close(websocket.CloseTryAgainLater, "too slow: reconnect and resume with room.sync") {
 			c.s.log.Info("websocket dropped: client too slow", "user", c.user.Username, "queued", maxPending)
 		}
 		return
 	}
-	select {
-	case c.wake <- struct{}{}:
-	default: // the writer is already due to look
+	c.pending = append(c.pending, f)
+	c.startFlush()
+}
+
+// startFlush starts the flusher unless one runs; c.mu must be held, and is released.
+func (c *conn) startFlush() {
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.flush()
 	}
 }
 
-// close asks the writer to flush what is queued, send a close frame with
-// code and reason, and close the socket. Safe to call many times; only
-// the first call counts, and it alone returns true.
+// close queues a close frame with code and reason after what is queued (a
+// slow session's backlog is dropped instead) and refuses anything more; the
+// socket closes once the frame is out and the peer answered, or soon after.
+// Only the first call counts, and it alone returns true.
 func (c *conn) close(code int, reason string) (first bool) {
-	c.once.Do(func() {
-		first = true
-		c.mu.Lock()
-		c.closeCode, c.closeReason = code, reason
+	c.mu.Lock()
+	if c.closing {
 		c.mu.Unlock()
-		close(c.quit)
-	})
-	return first
-}
-
-// take returns what is queued and empties the queue; an idle session holds
-// no queue memory.
-func (c *conn) take() []*websocket.PreparedMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	evs := c.pending
-	c.pending = nil
-	c.inHand = len(evs)
-	return evs
-}
-
-// wrote counts one taken event as written.
-func (c *conn) wrote() {
-	c.mu.Lock()
-	c.inHand--
-	c.mu.Unlock()
-}
-
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(pingPeriod)
-	defer func() {
-		ping.Stop()
-		_ = c.ws.Close() // ends the read loop too
-		close(c.done)
-	}()
-	for {
-		select {
-		case <-c.wake:
-			for _, ev := range c.take() {
-				_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait)) // a failed deadline shows up as a failed write
-				if c.ws.WritePreparedMessage(ev) != nil {
-					c.close(websocket.CloseAbnormalClosure, "")
-					return
-				}
-				c.wrote()
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				c.close(websocket.CloseAbnormalClosure, "")
-				return
-			}
-		case <-c.quit:
-			c.finish()
-			return
-		}
+		return false
 	}
-}
-
-// finish sends what was queued before close (a system.error, say) and the
-// close frame within one short deadline, so a stalled peer gets nothing
-// more, then waits briefly for the peer's close: closing a socket with
-// unread input would reset it and lose the frames just sent.
-func (c *conn) finish() {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second)) // a failed deadline shows up as a failed write
-	c.mu.Lock()
-	code, reason := c.closeCode, c.closeReason
-	c.mu.Unlock()
-	evs := c.take()
+	c.closing = true
 	if code == websocket.CloseTryAgainLater {
-		evs = nil // dropped for being slow: the backlog would only delay the close
+		c.pending = nil // the backlog would only delay the close
 	}
-	for _, ev := range evs {
-		if c.ws.WritePreparedMessage(ev) != nil {
+	c.closeFrame = closeFrame(code, reason)
+	c.pending = append(c.pending, c.closeFrame)
+	c.startFlush()
+	return true
+}
+
+// flush writes what is queued, batch by batch, and exits when the queue is empty.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		batch := c.pending
+		c.pending, c.inHand = nil, len(batch)
+		closing := c.closing
+		if len(batch) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		last := closing && &batch[len(batch)-1][0] == &c.closeFrame[0]
+		c.mu.Unlock()
+
+		wait := writeWait // a write blocked this long means a stalled peer
+		if closing {
+			wait = time.Second
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(wait)) // a failed deadline shows up as a failed write
+		bufs := make(net.Buffers, len(batch))
+		for i, f := range batch {
+			bufs[i] = f
+		}
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			c.closeSocket() // the reader notices and cleans up
+			return
+		}
+		if last {
+			// Closing a socket with unread input resets it and can lose the
+			// frames just sent: wait for the peer's close first.
+			select {
+			case <-c.readEnd:
+			case <-time.After(lingerWait):
+			}
+			c.closeSocket()
 			return
 		}
 	}
-	msg := websocket.FormatCloseMessage(code, reason)
-	if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)) != nil {
-		return
-	}
-	select {
-	case <-c.readEnd:
-	case <-time.After(lingerWait):
-	}
+}
+
+// closeSocket closes the connection at once.
+func (c *conn) closeSocket() {
+	c.shut.Do(func() {
+		_ = c.nc.Close() // nothing to do about a failed close
+		close(c.done)
+	})
 }
 
 func (c *conn) readLoop() {
 	defer func() {
-		c.close(websocket.CloseNormalClosure, "")
 		close(c.readEnd)
-		<-c.done
+		c.close(websocket.CloseNormalClosure, "")
+		select {
+		case <-c.done:
+		case <-time.After(2 * lingerWait):
+			c.closeSocket()
+		}
 		if c.s.hub.remove(c) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -266,12 +257,13 @@ func (c *conn) readLoop() {
 		if err != nil {
 			return
 		}
-		select {
-		case <-c.quit: // closing: read only to find the peer's close
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing { // read only to find the peer's close
 			_ = c.ws.SetReadDeadline(time.Now().Add(lingerWait)) // as above
 			_, _ = io.Copy(io.Discard, r)                        // errors end the next NextReader
 			continue
-		default:
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // as above
 		b, err := io.ReadAll(io.LimitReader(r, protocol.MaxFrame+1))
@@ -288,12 +280,19 @@ func (c *conn) readLoop() {
 			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			continue
 		}
-		env, err := protocol.Decode(b)
-		if err != nil {
-			c.reply(env.ID, protocol.ErrorCode(err), err.Error())
-			continue
-		}
-		c.s.dispatch(c, env)
+		// Decoding and handling run on a short-lived goroutine so the
+		// reader's own stack, kept by every idle session, stays small.
+		handled := make(chan struct{})
+		go func() {
+			defer close(handled)
+			env, err := protocol.Decode(b)
+			if err != nil {
+				c.reply(env.ID, protocol.ErrorCode(err), err.Error())
+				return
+			}
+			c.s.dispatch(c, env)
+		}()
+		<-handled
 	}
 }
 

@@ -38,7 +38,7 @@ func newHub(st *store.Store, log *slog.Logger, now func() time.Time) *hub {
 }
 
 // event encodes one envelope once for any number of recipients.
-func (h *hub) event(t protocol.Type, from string, payload any) (*websocket.PreparedMessage, error) {
+func (h *hub) event(t protocol.Type, from string, payload any) (frame, error) {
 	b, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
@@ -48,7 +48,7 @@ func (h *hub) event(t protocol.Type, from string, payload any) (*websocket.Prepa
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t, err)
 	}
-	return websocket.NewPreparedMessage(websocket.TextMessage, raw)
+	return textFrame(raw), nil
 }
 
 // add registers c and reports whether it is its user's first session.
@@ -151,7 +151,7 @@ func (h *hub) memberChanged(roomID, userID int64, member bool) {
 
 // publishRoom sends ev to every session of every member of the room,
 // except skip (which may be nil).
-func (h *hub) publishRoom(ctx context.Context, roomID int64, ev *websocket.PreparedMessage, skip *conn) error {
+func (h *hub) publishRoom(ctx context.Context, roomID int64, ev frame, skip *conn) error {
 	m, err := h.members(ctx, roomID)
 	if err != nil {
 		return err
@@ -173,7 +173,7 @@ func (h *hub) publishRoom(ctx context.Context, roomID int64, ev *websocket.Prepa
 }
 
 // publishUser sends ev to every session of a user, except skip.
-func (h *hub) publishUser(userID int64, ev *websocket.PreparedMessage, skip *conn) {
+func (h *hub) publishUser(userID int64, ev frame, skip *conn) {
 	h.mu.RLock()
 	targets := make([]*conn, 0, len(h.conns[userID]))
 	for c := range h.conns[userID] {
@@ -233,6 +233,31 @@ func (h *hub) shareRoom(ctx context.Context, a, b int64) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// pingAll keeps every session alive (and finds dead ones) every pingPeriod
+// until ctx is done: one ticker for all, rather than one per session.
+func (h *hub) pingAll(ctx context.Context) {
+	t := time.NewTicker(pingPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.RLock()
+		var all []*conn
+		for _, set := range h.conns {
+			for c := range set {
+				all = append(all, c)
+			}
+		}
+		h.mu.RUnlock()
+		for _, c := range all {
+			c.enqueue(pingFrame)
+		}
+	}
 }
 
 // deviceConn returns a device's live session, or nil when it is offline.

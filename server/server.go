@@ -138,6 +138,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.echo.Listener = ln
 	chatDone := make(chan struct{})
 	go func() { s.runChat(); close(chatDone) }()
+	g.Go(func() error { s.hub.pingAll(ctx); return nil })
 	g.Go(func() error {
 		if err := s.echo.Server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"encoding/binary"
+
+	"github.com/gorilla/websocket"
+)
+
+// frame is one complete server-to-client WebSocket frame (RFC 6455 §5.2;
+// a server never masks). An event is framed once and the same bytes are
+// written to every recipient, many frames per writev.
+type frame []byte
+
+// textFrame frames payload as one final text message.
+func textFrame(payload []byte) frame {
+	return makeFrame(websocket.TextMessage, payload)
+}
+
+// pingFrame is the keep-alive every session gets each pingPeriod.
+var pingFrame = makeFrame(websocket.PingMessage, nil)
+
+// closeFrame frames a close with code and reason (reason cut to fit the
+// 125-byte limit of control frames).
+func closeFrame(code int, reason string) frame {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	return makeFrame(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
+}
+
+func makeFrame(op int, payload []byte) frame {
+	n := len(payload)
+	var hdr []byte
+	switch {
+	case n < 126:
+		hdr = []byte{0x80 | byte(op), byte(n)}
+	case n <= 0xFFFF:
+		hdr = []byte{0x80 | byte(op), 126, 0, 0}
+		binary.BigEndian.PutUint16(hdr[2:], uint16(n))
+	default:
+		hdr = make([]byte, 10)
+		hdr[0], hdr[1] = 0x80|byte(op), 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
+	}
+	return append(append(make(frame, 0, len(hdr)+n), hdr...), payload...)
+}
