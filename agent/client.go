@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"mesh/protocol"
+)
+
+// ErrRevoked means the server no longer knows this device's token.
+var ErrRevoked = errors.New("this device's token was refused (revoked or replaced): run 'mesh agent login' again")
+
+// APIError is an error answer from the server's HTTP API.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("server: %s (%s)", e.Message, e.Code) }
+
+// client talks to the server's HTTP API.
+type client struct {
+	base  string
+	token string // Bearer: a JWT or a device token
+	http  *http.Client
+}
+
+func newClient(base, token string) *client {
+	return &client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// call sends body as JSON to method path and decodes a 2xx answer into out.
+func (c *client) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach the server at %s: %w", c.base, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" {
+			return &APIError{Status: res.StatusCode, Code: "http_" + fmt.Sprint(res.StatusCode), Message: strings.TrimSpace(string(b))}
+		}
+		ae := &APIError{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		if ae.Status == http.StatusUnauthorized && strings.HasPrefix(c.token, "mdt_") {
+			return fmt.Errorf("%w: %w", ErrRevoked, ae)
+		}
+		return ae
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// login exchanges a username and password for a user token.
+func (c *client) login(ctx context.Context, username, password string) (string, error) {
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := c.call(ctx, http.MethodPost, "/api/auth/login", map[string]string{"username": username, "password": password}, &out)
+	return out.AccessToken, err
+}
+
+// enroll registers this device (or rotates its token) and returns the device token.
+func (c *client) enroll(ctx context.Context, deviceID, fingerprint string) (string, error) {
+	var out struct {
+		DeviceToken string `json:"device_token"`
+	}
+	err := c.call(ctx, http.MethodPost, "/api/devices", map[string]string{"device_id": deviceID, "fingerprint": fingerprint}, &out)
+	return out.DeviceToken, err
+}
+
+// session asks the server to introduce this device to target.
+func (c *client) session(ctx context.Context, kind, target string) (protocol.P2PSession, error) {
+	var s protocol.P2PSession
+	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: kind, TargetDeviceID: target}, &s)
+	return s, err
+}

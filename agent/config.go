@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the [agent] table: what `mesh agent login` writes to agent.toml
+// and every agent command reads.
+type Config struct {
+	Server      string   `toml:"server"`       // the mesh server's URL
+	Username    string   `toml:"username"`     // whose device this is
+	DeviceID    string   `toml:"device_id"`    // this machine's id on the server
+	DeviceToken string   `toml:"device_token"` // secret; written by login (file mode 0600)
+	Inbox       string   `toml:"inbox"`        // where received files land; "" = $XDG_DATA_HOME/mesh/inbox
+	QUICListen  string   `toml:"quic_listen"`  // UDP address for peer connections
+	AcceptFrom  []string `toml:"accept_from"`  // other users who may send to this device ("*" = anyone)
+}
+
+// DefaultConfig is the agent's configuration before login.
+func DefaultConfig() Config {
+	return Config{QUICListen: "0.0.0.0:5000"}
+}
+
+// Validate reports settings that cannot work, naming the key, for commands
+// that talk to the server.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Server == "" || c.DeviceID == "" || c.DeviceToken == "" {
+		errs = append(errs, errors.New("agent is not logged in: run 'mesh agent login --server URL --username NAME'"))
+	} else if u, err := url.Parse(c.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("agent.server %q: want http(s)://host[:port]", c.Server))
+	}
+	if _, _, err := net.SplitHostPort(c.QUICListen); err != nil {
+		errs = append(errs, fmt.Errorf("agent.quic_listen %q: want host:port, e.g. 0.0.0.0:5000", c.QUICListen))
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigDir is where the agent keeps agent.toml and its QUIC key:
+// $XDG_CONFIG_HOME/mesh, else ~/.config/mesh.
+func ConfigDir() (string, error) {
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "mesh"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the config directory: %w (set XDG_CONFIG_HOME)", err)
+	}
+	return filepath.Join(home, ".config", "mesh"), nil
+}
+
+// InboxDir is where received files land: cfg.Inbox, else
+// $XDG_DATA_HOME/mesh/inbox, else ~/.local/share/mesh/inbox.
+func (c Config) InboxDir() (string, error) {
+	if c.Inbox != "" {
+		return c.Inbox, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "mesh", "inbox"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the inbox: %w (set [agent] inbox)", err)
+	}
+	return filepath.Join(home, ".local", "share", "mesh", "inbox"), nil
+}
+
+// Save writes cfg as the [agent] table of path, mode 0600 (it holds the
+// device token), replacing the file atomically.
+func Save(path string, cfg Config) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".agent-*.toml")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; cleans up on failure
+	err = tmp.Chmod(0o600)
+	if err == nil {
+		_, err = fmt.Fprintln(tmp, "# Written by 'mesh agent login'. Holds this device's secret token: keep it 0600.")
+	}
+	if err == nil {
+		err = toml.NewEncoder(tmp).Encode(struct {
+			Agent Config `toml:"agent"`
+		}{cfg})
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err := errors.Join(err, tmp.Close()); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}

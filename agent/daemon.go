@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"mesh/protocol"
+	"mesh/transfer"
+)
+
+// Version is the agent version announced to the server.
+const Version = "0.1.0"
+
+// Daemon is `mesh agent run`: it stays connected to the server, learns of
+// sessions meant for this device, and receives files over QUIC.
+type Daemon struct {
+	cfg      Config
+	dir      string
+	log      *slog.Logger
+	inbox    string
+	id       Identity
+	sessions *SessionCache
+	link     *link
+}
+
+// NewDaemon checks cfg and prepares the inbox and the QUIC identity kept in dir.
+func NewDaemon(cfg Config, dir string, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	inbox, err := cfg.InboxDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(inbox, 0o700); err != nil {
+		return nil, fmt.Errorf("create inbox: %w", err)
+	}
+	id, err := LoadOrCreateIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{cfg: cfg, dir: dir, log: log, inbox: inbox, id: id, sessions: NewSessionCache(nil)}, nil
+}
+
+// Run serves QUIC on pc and keeps the server link until ctx is done. It
+// returns [ErrRevoked] if the server refuses this device.
+func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
+	ep, err := NewEndpoint(EndpointConfig{
+		Identity: d.id, DeviceID: d.cfg.DeviceID, User: d.cfg.Username, AcceptFrom: d.cfg.AcceptFrom,
+		Sessions: d.sessions, Log: d.log.With("component", "quic"),
+	}, pc)
+	if err != nil {
+		return err
+	}
+	defer ep.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	d.link = &link{cfg: d.cfg, log: d.log.With("component", "link"), onEvent: d.onEvent,
+		hello: protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: Version}}
+	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ep.Serve(ctx, d.handle) })
+	g.Go(func() error { return d.link.run(ctx) })
+	return g.Wait()
+}
+
+func (d *Daemon) onEvent(env protocol.Envelope) {
+	if env.Type != protocol.TypeP2PSessionCreated {
+		return
+	}
+	var s protocol.P2PSession
+	if err := env.Unmarshal(&s); err != nil {
+		d.log.Warn("bad p2p.session.created", "err", err)
+		return
+	}
+	if s.TargetDeviceID == d.cfg.DeviceID {
+		d.sessions.Add(s, env.From)
+		d.log.Debug("session expected", "session_id", s.SessionID, "kind", s.Kind, "from", s.InitiatorDeviceID, "user", env.From)
+	}
+}
+
+// handle runs one authenticated peer session.
+func (d *Daemon) handle(ctx context.Context, ps *PeerSession) {
+	switch ps.Session.Kind {
+	case protocol.SessionFile:
+		d.receive(ctx, ps)
+	default:
+		d.log.Info("session kind not served by this agent", "kind", ps.Session.Kind, "session_id", ps.Session.SessionID)
+		_ = ps.Close("this agent does not serve " + ps.Session.Kind + " sessions") // nothing more to tell the peer
+	}
+}
+
+func (d *Daemon) receive(ctx context.Context, ps *PeerSession) {
+	log := d.log.With("session_id", ps.Session.SessionID, "from", ps.Session.InitiatorDeviceID, "user", ps.FromUser)
+	log.Info("receiving files")
+	r := transfer.Receiver{Inbox: d.inbox}
+	res, err := r.Receive(ctx, ps.Stream)
+	outcome, reason := protocol.OutcomeOK, ""
+	if err != nil {
+		outcome, reason = protocol.OutcomeFailed, err.Error()
+		for _, f := range res.Files {
+			if f.Status == "mismatch" {
+				outcome = protocol.OutcomeMismatch
+			}
+		}
+		log.Warn("receive failed", "err", err, "files", len(res.Files), "bytes", res.Bytes)
+	} else {
+		log.Info("files received", "files", len(res.Files), "bytes", res.Bytes, "resumed_bytes", res.Resumed,
+			"duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration))
+	}
+	_ = ps.Close("done") // the transfer's own messages told the peer how it went
+	d.link.send(protocol.TypeTransferReport, report(ps.Session, res, outcome, reason))
+}
+
+// report is a transfer's metadata for the server: never contents.
+func report(s protocol.P2PSession, res transfer.Result, outcome, reason string) protocol.TransferReport {
+	r := protocol.TransferReport{SessionID: s.SessionID, FromDevice: s.InitiatorDeviceID, ToDevice: s.TargetDeviceID,
+		Size: res.Bytes, DurationMS: res.Duration.Milliseconds(), Outcome: outcome, Direct: true, Reason: reason}
+	var names []string
+	for _, f := range res.Files {
+		top, _, _ := strings.Cut(f.Name, "/")
+		if len(names) == 0 || names[len(names)-1] != top {
+			names = append(names, top)
+		}
+	}
+	switch {
+	case len(res.Files) == 1:
+		r.Name, r.BLAKE3 = res.Files[0].Name, res.Files[0].BLAKE3
+	case len(names) == 1:
+		r.Name = names[0]
+	case len(names) > 1:
+		r.Name = fmt.Sprintf("%s and %d more", names[0], len(names)-1)
+	}
+	return r
+}
+
+func mbps(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / 1e6 / d.Seconds()
+}

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"mesh/protocol"
+)
+
+// link keeps the agent connected to the server's WebSocket, announcing its
+// QUIC endpoint, and reconnects with backoff and jitter when the server goes away.
+type link struct {
+	cfg     Config
+	log     *slog.Logger
+	hello   protocol.Hello
+	onEvent func(protocol.Envelope) // called on the read goroutine
+
+	mu sync.Mutex      // guards ws
+	ws *websocket.Conn // nil while disconnected
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// run returns only when ctx is done (nil) or the server refuses the device
+// for good ([ErrRevoked]).
+func (l *link) run(ctx context.Context) error {
+	backoff := minBackoff
+	for {
+		start := time.Now()
+		err := l.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrRevoked) {
+			return err
+		}
+		if time.Since(start) > time.Minute {
+			backoff = minBackoff // it was up for a while: a fresh outage
+		}
+		wait := backoff/2 + rand.N(backoff/2+1) // jitter spreads agents' reconnects
+		l.log.Warn("server connection lost; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+func wsURL(server, token string) (string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("server %q: want http:// or https://", server)
+	}
+	u.Path = strings.TrimRight(u.Path, "/") + "/ws"
+	u.RawQuery = url.Values{"token": {token}}.Encode()
+	return u.String(), nil
+}
+
+// session runs one connection until it breaks.
+func (l *link) session(ctx context.Context) error {
+	addr, err := wsURL(l.cfg.Server, l.cfg.DeviceToken)
+	if err != nil {
+		return err
+	}
+	ws, res, err := websocket.DefaultDialer.DialContext(ctx, addr, nil)
+	if err != nil {
+		if res != nil && res.StatusCode == http.StatusUnauthorized {
+			return ErrRevoked
+		}
+		return fmt.Errorf("connect to %s: %w", l.cfg.Server, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = ws.Close() }) // unblocks the read on shutdown
+	defer stop()
+	defer ws.Close()
+	if err := l.write(ws, protocol.TypeSystemHello, l.hello); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.ws = ws
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.ws = nil
+		l.mu.Unlock()
+	}()
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation && strings.Contains(ce.Text, "device") {
+				return fmt.Errorf("%w (%s)", ErrRevoked, ce.Text)
+			}
+			return err
+		}
+		env, err := protocol.Decode(b)
+		if err != nil {
+			l.log.Warn("undecodable frame from the server", "err", err)
+			continue
+		}
+		switch env.Type {
+		case protocol.TypeSystemWelcome:
+			l.log.Info("connected to server", "server", l.cfg.Server, "device_id", l.cfg.DeviceID)
+		case protocol.TypeSystemError:
+			var e protocol.Error
+			_ = env.Unmarshal(&e) // best effort: it is only logged
+			l.log.Warn("server refused a request", "code", e.Code, "message", e.Message)
+		}
+		if l.onEvent != nil {
+			l.onEvent(env)
+		}
+	}
+}
+
+// send queues nothing: it writes now if connected and reports whether it did.
+func (l *link) send(t protocol.Type, payload any) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ws == nil {
+		return false
+	}
+	return l.write(l.ws, t, payload) == nil
+}
+
+// write sends one envelope; callers serialise writes (l.mu, or before the
+// connection is published).
+func (l *link) write(ws *websocket.Conn, t protocol.Type, payload any) error {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	b, err := protocol.Encode(protocol.Envelope{Type: t, ID: fmt.Sprintf("a%d", time.Now().UnixNano()), Timestamp: time.Now().UTC(), Payload: p})
+	if err != nil {
+		return err
+	}
+	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second)) // a failed deadline shows up as a failed write
+	return ws.WriteMessage(websocket.TextMessage, b)
+}

@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"sync"
+	"time"
+
+	"mesh/protocol"
+)
+
+// expiredGrace is how long an expired session is remembered so a late dial
+// hears "session expired" rather than "unknown session".
+const expiredGrace = 5 * time.Minute
+
+// Reasons a [SessionCache] or an [Endpoint] denies a P2P_HELLO. The initiator
+// sees them in [DenyError].Reason.
+const (
+	ReasonUnknown     = "unknown session"
+	ReasonExpired     = "session expired"
+	ReasonUsed        = "token already used"
+	ReasonToken       = "wrong token"
+	ReasonDevice      = "wrong device"
+	ReasonKind        = "wrong kind"
+	ReasonCertificate = "certificate does not match"
+)
+
+// SessionCache holds the p2p sessions the server announced to this device
+// until they are redeemed or expire. It is safe for concurrent use.
+type SessionCache struct {
+	now func() time.Time
+
+	mu       sync.Mutex // guards sessions, added
+	sessions map[string]*cached
+	added    chan struct{} // closed and replaced by every Add
+}
+
+type cached struct {
+	Pending
+	redeemed bool
+}
+
+// Pending is a session a P2P_HELLO redeemed: what the server announced and
+// the user who asked for it (the envelope's from).
+type Pending struct {
+	Session  protocol.P2PSession
+	FromUser string
+}
+
+// NewSessionCache returns an empty cache that reads the time from now
+// (time.Now if nil).
+func NewSessionCache(now func() time.Time) *SessionCache {
+	if now == nil {
+		now = time.Now
+	}
+	return &SessionCache{now: now, sessions: make(map[string]*cached), added: make(chan struct{})}
+}
+
+// Add remembers s, announced by the server on behalf of fromUser, until
+// s.ExpiresAt (and 5 minutes more, so a late dial hears "session expired"
+// rather than "unknown session"). Announcing a session again does not revive
+// a used token.
+func (c *SessionCache) Add(s protocol.P2PSession, fromUser string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pruneLocked()
+	if old, ok := c.sessions[s.SessionID]; ok && old.redeemed {
+		return
+	}
+	c.sessions[s.SessionID] = &cached{Pending: Pending{Session: s, FromUser: fromUser}}
+	close(c.added)
+	c.added = make(chan struct{})
+}
+
+// Redeem checks h, sent by a peer whose certificate has fingerprint
+// peerFingerprint, against the cached session and uses the session up. Every
+// refusal is a [*DenyError] with one of the Reason constants. An attempt with
+// the wrong token leaves the session usable; once the token matched, the
+// session is spent even if the device, kind or certificate is then refused.
+func (c *SessionCache) Redeem(h Hello, peerFingerprint string) (Pending, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pruneLocked()
+	e, ok := c.sessions[h.SessionID]
+	switch {
+	case !ok:
+		return Pending{}, &DenyError{ReasonUnknown}
+	case !c.now().Before(e.Session.ExpiresAt):
+		return Pending{}, &DenyError{ReasonExpired}
+	case e.redeemed:
+		return Pending{}, &DenyError{ReasonUsed}
+	case h.Token == "" || subtle.ConstantTimeCompare([]byte(h.Token), []byte(e.Session.SessionToken)) != 1:
+		return Pending{}, &DenyError{ReasonToken}
+	}
+	e.redeemed = true
+	switch {
+	case h.DeviceID != e.Session.InitiatorDeviceID:
+		return Pending{}, &DenyError{ReasonDevice}
+	case h.Kind != e.Session.Kind:
+		return Pending{}, &DenyError{ReasonKind}
+	case peerFingerprint == "" || peerFingerprint != e.Session.Endpoints.Initiator.Fingerprint:
+		return Pending{}, &DenyError{ReasonCertificate}
+	}
+	return e.Pending, nil
+}
+
+// InitiatorFingerprints returns the initiator fingerprints of unexpired
+// sessions, redeemed ones included: the certificates the TLS layer lets in.
+func (c *SessionCache) InitiatorFingerprints() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.initiatorsLocked()
+}
+
+func (c *SessionCache) initiatorsLocked() map[string]bool {
+	c.pruneLocked()
+	now := c.now()
+	fps := make(map[string]bool)
+	for _, e := range c.sessions {
+		// A redeemed session's initiator still passes TLS until expiry, so a
+		// replayed token hears "token already used" rather than a TLS alert.
+		if now.Before(e.Session.ExpiresAt) && e.Session.Endpoints.Initiator.Fingerprint != "" {
+			fps[e.Session.Endpoints.Initiator.Fingerprint] = true
+		}
+	}
+	return fps
+}
+
+// awaitInitiator reports whether fingerprint belongs to the initiator of a
+// live session, waiting up to d (real time) for one to be added.
+func (c *SessionCache) awaitInitiator(fingerprint string, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		ok, added := c.initiatorsLocked()[fingerprint], c.added
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-added:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+// pruneLocked forgets sessions that expired more than expiredGrace ago.
+func (c *SessionCache) pruneLocked() {
+	cutoff := c.now().Add(-expiredGrace)
+	for id, e := range c.sessions {
+		if e.Session.ExpiresAt.Before(cutoff) {
+			delete(c.sessions, id)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"mesh/protocol"
+)
+
+// clock is a fake time source for [NewSessionCache].
+type clock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	fpA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	fpB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func cachedSession(id string, expires time.Time) protocol.P2PSession {
+	return protocol.P2PSession{SessionID: id, SessionToken: "tok-" + id, ExpiresAt: expires, Kind: protocol.SessionFile,
+		InitiatorDeviceID: "dev-a", TargetDeviceID: "dev-b",
+		Endpoints: protocol.Endpoints{Initiator: protocol.Endpoint{Fingerprint: fpA}, Target: protocol.Endpoint{Fingerprint: fpB}}}
+}
+
+func TestRedeem(t *testing.T) {
+	t.Parallel()
+	good := Hello{SessionID: "s1", Token: "tok-s1", DeviceID: "dev-a", Kind: protocol.SessionFile}
+	tests := []struct {
+		name     string
+		hello    func(*Hello)
+		fp       string
+		advance  time.Duration
+		want     string // deny reason; "" for success
+		consumed bool   // a correct retry is refused afterwards
+	}{
+		{name: "ok", want: "", consumed: true},
+		{name: "unknown", hello: func(h *Hello) { h.SessionID = "s2" }, want: ReasonUnknown},
+		{name: "expired", advance: time.Minute, want: ReasonExpired, consumed: true},
+		{name: "wrong token", hello: func(h *Hello) { h.Token = "tok-s2" }, want: ReasonToken},
+		{name: "empty token", hello: func(h *Hello) { h.Token = "" }, want: ReasonToken},
+		{name: "wrong device", hello: func(h *Hello) { h.DeviceID = "dev-c" }, want: ReasonDevice, consumed: true},
+		{name: "wrong kind", hello: func(h *Hello) { h.Kind = protocol.SessionTerminal }, want: ReasonKind, consumed: true},
+		{name: "wrong certificate", fp: fpB, want: ReasonCertificate, consumed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newClock()
+			c := NewSessionCache(clk.Now)
+			s := cachedSession("s1", clk.Now().Add(time.Minute))
+			c.Add(s, "alice")
+			clk.Advance(tt.advance)
+			h := good
+			if tt.hello != nil {
+				tt.hello(&h)
+			}
+			p, err := c.Redeem(h, cmpOr(tt.fp, fpA))
+			if tt.want == "" {
+				if diff := cmp.Diff(Pending{Session: s, FromUser: "alice"}, p); err != nil || diff != "" {
+					t.Fatalf("Redeem = %v (-want +got):\n%s", err, diff)
+				}
+			} else if d, ok := errors.AsType[*DenyError](err); !ok || d.Reason != tt.want {
+				t.Fatalf("Redeem = %v, want DenyError %q", err, tt.want)
+			}
+			_, err = c.Redeem(good, fpA)
+			if used := err != nil; used != tt.consumed {
+				t.Errorf("after the attempt, Redeem(correct) = %v; want consumed %v", err, tt.consumed)
+			}
+		})
+	}
+}
+
+func TestSessionCacheLifetime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	c := NewSessionCache(clk.Now)
+	c.Add(cachedSession("s1", clk.Now().Add(time.Minute)), "alice")
+	s2 := cachedSession("s2", clk.Now().Add(3*time.Minute))
+	s2.Endpoints.Initiator.Fingerprint = fpB
+	c.Add(s2, "alice")
+	check := func(want ...string) {
+		t.Helper()
+		got := c.InitiatorFingerprints()
+		w := map[string]bool{}
+		for _, fp := range want {
+			w[fp] = true
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("InitiatorFingerprints (-want +got):\n%s", diff)
+		}
+	}
+	check(fpA, fpB)
+	clk.Advance(2 * time.Minute)
+	check(fpB)
+	if _, err := c.Redeem(Hello{SessionID: "s2", Token: "tok-s2", DeviceID: "dev-a", Kind: "file"}, fpB); err != nil {
+		t.Fatal(err)
+	}
+	check(fpB)         // until expiry, so a replay is told "token already used"
+	c.Add(s2, "alice") // announcing again does not revive a used token
+	if _, err := c.Redeem(Hello{SessionID: "s2", Token: "tok-s2", DeviceID: "dev-a", Kind: "file"}, fpB); err == nil {
+		t.Error("a re-announced used session was redeemed again")
+	}
+	clk.Advance(2 * time.Minute)
+	check()
+	clk.Advance(expiredGrace + time.Minute)
+	_, err := c.Redeem(Hello{SessionID: "s1", Token: "tok-s1"}, fpA)
+	if d, ok := errors.AsType[*DenyError](err); !ok || d.Reason != ReasonUnknown {
+		t.Errorf("long-expired session: Redeem = %v, want %q", err, ReasonUnknown)
+	}
+}
+
+func TestRedeemConcurrent(t *testing.T) {
+	t.Parallel()
+	c := NewSessionCache(nil)
+	c.Add(cachedSession("s1", time.Now().Add(time.Minute)), "alice")
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := c.Redeem(Hello{SessionID: "s1", Token: "tok-s1", DeviceID: "dev-a", Kind: "file"}, fpA); err == nil {
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := ok.Load(); n != 1 {
+		t.Errorf("%d of 16 concurrent redeems succeeded, want 1", n)
+	}
+}
+
+func TestControlRoundTrip(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	h := Hello{SessionID: "s1", Token: "t", DeviceID: "d", Kind: "file"}
+	for _, m := range []struct {
+		typ string
+		v   any
+	}{{TypeHello, h}, {TypeOK, nil}, {TypeDeny, Deny{Reason: "wrong kind"}}} {
+		if err := WriteControl(&buf, m.typ, m.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got Hello
+	if err := readBody(&buf, TypeHello, &got); err != nil || got != h {
+		t.Errorf("read hello = %+v, %v; want %+v", got, err, h)
+	}
+	if typ, body, err := ReadControl(&buf); typ != TypeOK || body != nil || err != nil {
+		t.Errorf("ReadControl = %q, %s, %v; want %s without body", typ, body, err, TypeOK)
+	}
+	if err := readBody(&buf, TypeOK, nil); err == nil || err.Error() != "denied: wrong kind" {
+		t.Errorf("reading a deny while waiting for OK = %v, want denied: wrong kind", err)
+	}
+	if _, _, err := ReadControl(&buf); err != io.EOF {
+		t.Errorf("ReadControl at the end = %v, want io.EOF", err)
+	}
+}
+
+func TestControlLimits(t *testing.T) {
+	t.Parallel()
+	frame := func(n uint32, body string) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, n), body...)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"4 GiB length", frame(1<<32-1, ""), ErrProtocol},
+		{"just over the limit", frame(MaxControl+1, ""), ErrProtocol},
+		{"zero length", frame(0, ""), ErrProtocol},
+		{"not JSON", frame(3, "abc"), ErrProtocol},
+		{"no type", frame(2, "{}"), ErrProtocol},
+		{"cut short", frame(10, `{"type"`), io.ErrUnexpectedEOF},
+		{"cut in the length", []byte{0, 0}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		if _, _, err := ReadControl(bytes.NewReader(tt.in)); !errors.Is(err, tt.want) {
+			t.Errorf("%s: ReadControl = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	big := Deny{Reason: strings.Repeat("x", MaxControl)}
+	if err := WriteControl(io.Discard, TypeDeny, big); !errors.Is(err, ErrProtocol) {
+		t.Errorf("WriteControl(%d-byte reason) = %v, want ErrProtocol", len(big.Reason), err)
+	}
+}
+
+func FuzzReadControl(f *testing.F) {
+	for _, m := range []struct {
+		typ string
+		v   any
+	}{{TypeHello, Hello{SessionID: "s", Token: "t", DeviceID: "d", Kind: "file"}}, {TypeOK, nil}, {TypeDeny, Deny{"no"}}} {
+		var b bytes.Buffer
+		if err := WriteControl(&b, m.typ, m.v); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	f.Add([]byte{0, 0, 0, 14, '{', '"', 't', 'y', 'p', 'e', '"', ':', '"', 'x', '"', '}', ' ', ' '})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, body, err := ReadControl(bytes.NewReader(b))
+		if err != nil { // rejecting is fine; panicking is not
+			return
+		}
+		var b2 bytes.Buffer
+		if err := WriteControl(&b2, typ, body); err != nil {
+			t.Fatalf("accepted %q %s but cannot re-encode it: %v", typ, body, err)
+		}
+		typ2, body2, err := ReadControl(bytes.NewReader(b2.Bytes()))
+		if err != nil || typ2 != typ || !jsonEqual(body, body2) {
+			t.Fatalf("re-encoded %q %s reads back as %q %s, %v", typ, body, typ2, body2, err)
+		}
+		var b3 bytes.Buffer
+		if err := WriteControl(&b3, typ2, body2); err != nil || !bytes.Equal(b2.Bytes(), b3.Bytes()) {
+			t.Fatalf("unstable encoding: %v\n%q\n%q", err, b2.Bytes(), b3.Bytes())
+		}
+	})
+}
+
+// jsonEqual compares two bodies as compacted JSON (nil stands for absent).
+func jsonEqual(a, b json.RawMessage) bool {
+	compact := func(m json.RawMessage) string {
+		if m == nil {
+			return ""
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, m); err != nil {
+			return fmt.Sprintf("invalid %q", m)
+		}
+		return buf.String()
+	}
+	return compact(a) == compact(b)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
