@@ -1,0 +1,235 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/zeebo/blake3"
+)
+
+// data receives every accepted file in manifest order, then the sender's
+// done message, lands the trees and answers with the summary.
+func (rc *receiver) data(ctx context.Context) error {
+	pr := Progress{Total: rc.total}
+	for _, it := range rc.items {
+		if it.refused == "" && it.Kind == kindFile {
+			pr.Files++
+			pr.Bytes += it.offset
+		}
+	}
+	k := newSink(rc)
+	err := rc.files(ctx, k, &pr)
+	if cerr := k.close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rc.queueAcks(k, &pr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := rc.finishTrees(); err != nil {
+		return err
+	}
+	sum := summaryMsg{Type: typeSummary, Bytes: rc.received, Renamed: rc.renamed}
+	for _, it := range rc.items {
+		switch {
+		case it.refused != "":
+			sum.Refused++
+		case it.Kind != kindFile:
+		case rc.status[it].Status == StatusOK:
+			sum.OK++
+		default:
+			sum.Mismatch++
+		}
+	}
+	if err := WriteMsg(rc.bw, sum); err != nil {
+		return err
+	}
+	return rc.bw.Flush()
+}
+
+// files reads every file's frames up to the done message, handing verified
+// chunks to the sink.
+func (rc *receiver) files(ctx context.Context, k *sink, pr *Progress) error {
+	for _, it := range rc.items {
+		if it.refused != "" || it.Kind != kindFile {
+			continue
+		}
+		if err := rc.file(ctx, k, it, pr); err != nil {
+			return err
+		}
+	}
+	if err := rc.queueAcks(k, pr); err != nil {
+		return err
+	}
+	_, raw, err := rc.frame()
+	if err != nil {
+		return err
+	}
+	var d doneMsg
+	if raw == nil {
+		return fmt.Errorf("%w: a data frame after the last file", ErrProtocol)
+	}
+	return raw.decode(&d)
+}
+
+// file receives one file: its file frame, then its chunks, each verified
+// before the sink writes it.
+func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) error {
+	var hdr [chunkFrameLen - 4]byte
+	if err := rc.expect(tagFile, hdr[:fileFrameLen-4], it.index); err != nil {
+		return err
+	}
+	index, off := binary.BigEndian.Uint32(hdr[0:]), int64(binary.BigEndian.Uint64(hdr[4:]))
+	if int(index) != it.index || (off != 0 && off != it.offset) {
+		return fmt.Errorf("%w: file frame for entry %d at %d, want entry %d at 0 or %d",
+			ErrProtocol, index, off, it.index, it.offset)
+	}
+	k.jobs <- job{it: it, off: off}
+	rc.resumed += off
+	pr.File, pr.FileBytes, pr.FileSize = it.Path, off, it.Size
+	rc.progress(pr)
+	for off < it.Size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := rc.queueAcks(k, pr); err != nil {
+			return err
+		}
+		var buf []byte
+		select {
+		case buf = <-k.free:
+		case <-k.failed:
+			return k.err
+		}
+		n, err := rc.readChunk(it, off, hdr[:], buf)
+		if err != nil {
+			return err
+		}
+		k.jobs <- job{it: it, off: off, data: buf[:n]}
+		off += int64(n)
+		rc.received += int64(n)
+		pr.FileBytes += int64(n)
+		pr.Bytes += int64(n)
+		rc.progress(pr)
+	}
+	k.jobs <- job{it: it, off: -1}
+	return nil
+}
+
+// queueAcks buffers the acknowledgements the sink has produced; the next
+// read that could block flushes them.
+func (rc *receiver) queueAcks(k *sink, pr *Progress) error {
+	for _, a := range k.takeAcks() {
+		pr.FilesDone++
+		if err := WriteMsg(rc.bw, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readChunk reads the chunk frame that must come next for file it at off into
+// buf and checks it against its hash. It returns the chunk's length.
+func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte) (int, error) {
+	if err := rc.expect(tagChunk, hdr, it.index); err != nil {
+		return 0, err
+	}
+	var ch chunkHeader
+	ch.parse(hdr)
+	want := min(int64(rc.chunk), it.Size-off)
+	if int(ch.index) != it.index || ch.offset != off || int64(ch.length) != want {
+		return 0, fmt.Errorf("%w: chunk of entry %d at %d+%d, want entry %d at %d+%d",
+			ErrProtocol, ch.index, ch.offset, ch.length, it.index, off, want)
+	}
+	n := int(want)
+	if _, err := io.ReadFull(rc.br, buf[:n]); err != nil {
+		return 0, fmt.Errorf("read chunk: %w", noEOF(err))
+	}
+	if sum := blake3.Sum256(buf[:n]); !bytes.Equal(sum[:], ch.sum[:]) {
+		return 0, fmt.Errorf("%w: %s: the chunk at %d", ErrMismatch, it.Path, off)
+	}
+	return n, nil
+}
+
+func (rc *receiver) progress(pr *Progress) {
+	if rc.r.Progress != nil {
+		rc.r.Progress(*pr)
+	}
+}
+
+// result is the receiver's [FileResult] for an entry.
+func (rc *receiver) result(it *item) FileResult {
+	fr := FileResult{Name: it.Path, Size: it.Size, BLAKE3: it.BLAKE3}
+	if it.refused != "" {
+		fr.Status, fr.Reason = StatusRefused, it.refused
+		return fr
+	}
+	if it.top != nil && it.top.as != "" {
+		fr.Name = it.top.as
+		if it.rest != "" {
+			fr.Name += "/" + it.rest
+		}
+	}
+	if a, ok := rc.status[it]; ok {
+		fr.Name, fr.Status, fr.Reason = a.Name, a.Status, a.Reason
+	}
+	return fr
+}
+
+// frame reads the next frame's first word. For a control message it returns
+// tag 0 and the body; an abort becomes a [peerError]. Pending
+// acknowledgements are flushed before the read could block.
+func (rc *receiver) frame() (uint32, rawMsg, error) {
+	if rc.br.Buffered() == 0 && rc.bw.Buffered() > 0 {
+		if err := rc.bw.Flush(); err != nil {
+			return 0, nil, err
+		}
+	}
+	var w [4]byte
+	if _, err := io.ReadFull(rc.br, w[:]); err != nil {
+		return 0, nil, fmt.Errorf("read frame: %w", noEOF(err))
+	}
+	switch tag := binary.BigEndian.Uint32(w[:]); tag {
+	case tagFile, tagChunk:
+		return tag, nil, nil
+	default:
+		body, err := readBody(rc.br, tag)
+		if err != nil {
+			return 0, nil, err
+		}
+		raw := rawMsg(body)
+		if _, err := msgType(raw); err != nil {
+			return 0, nil, err
+		} else if raw.typ() == typeAbort {
+			return 0, nil, raw.decode(nil)
+		}
+		return 0, raw, nil
+	}
+}
+
+// expect reads a frame that must be a binary frame with the given tag, for
+// entry index, and fills hdr with the rest of its header.
+func (rc *receiver) expect(tag uint32, hdr []byte, index int) error {
+	what := "a chunk"
+	if tag == tagFile {
+		what = "a file frame"
+	}
+	got, raw, err := rc.frame()
+	if err != nil {
+		return err
+	} else if got != tag {
+		if raw != nil {
+			return fmt.Errorf("%w: got a %q message, want %s of entry %d", ErrProtocol, raw.typ(), what, index)
+		}
+		return fmt.Errorf("%w: got frame %#x, want %s of entry %d", ErrProtocol, got, what, index)
+	}
+	if _, err := io.ReadFull(rc.br, hdr); err != nil {
+		return fmt.Errorf("read %s of entry %d: %w", what, index, noEOF(err))
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// Send sends the files and directory trees at paths over rw, to a peer
+// running [Receiver.Receive]; a directory arrives with its whole tree under
+// its own base name. Symlinks, devices, FIFOs and sockets are skipped and
+// reported with status "skipped". Send hashes every file first, then streams
+// all data without waiting for the receiver between files, collecting its
+// acknowledgements concurrently.
+//
+// Send returns a nil error only if the receiver confirmed the whole-file
+// BLAKE3 of every file sent and refused nothing; otherwise the error wraps
+// [ErrMismatch], [ErrUnsafeName], [ErrNoSpace], [ErrProtocol] or
+// [ErrCanceled] where one applies. The Result covers what got done either way.
+//
+// The caller owns rw and closes it after Send returns. When ctx is done, Send
+// interrupts blocked I/O through rw's SetDeadline (net.Conn and *quic.Stream
+// have it) and returns; a stream without deadlines must be closed by the
+// caller to unblock Send.
+func Send(ctx context.Context, rw io.ReadWriter, paths []string, opts Options) (Result, error) {
+	now := opts.clock()
+	start := now()
+	chunk := opts.ChunkSize
+	if chunk == 0 {
+		chunk = DefaultChunkSize
+	} else if chunk < MinChunkSize || chunk > MaxChunkSize {
+		return Result{}, fmt.Errorf("send: chunk size %d outside %d-%d", chunk, MinChunkSize, MaxChunkSize)
+	}
+	s := &stream{rw: rw}
+	defer s.watch(ctx)()
+	sd := &sender{opts: opts, chunk: chunk, s: s, bw: bufio.NewWriterSize(s, 64<<10)}
+	err := sd.run(ctx, paths)
+	res := Result{Files: sd.files, Bytes: sd.sent, Resumed: sd.resumed, Duration: now().Sub(start)}
+	res.Files = append(res.Files, sd.skipped...)
+	if err == nil {
+		err = verdict(res.Files)
+	}
+	return res, sideError(ctx, "send", err)
+}
+
+// drainGrace is how long a sender whose stream broke waits for the reader
+// to find the receiver's abort message in what already arrived.
+const drainGrace = 2 * time.Second
+
+// sender is the state of one [Send].
+type sender struct {
+	opts    Options
+	chunk   int
+	s       *stream
+	bw      *bufio.Writer
+	srcs    []source
+	files   []FileResult // files and refused entries, in manifest order
+	slot    []int        // srcs index → files index, -1 for an accepted directory
+	offsets []int64      // srcs index → where sending starts, -1 if not sent
+	skipped []FileResult
+	sent    int64
+	resumed int64
+	total   int64
+	rep     *replies
+}
+
+// run does the whole transfer; it returns only after the reply reader is done
+// (or could not be stopped: a stream without deadlines).
+func (sd *sender) run(ctx context.Context, paths []string) error {
+	var err error
+	sd.srcs, sd.skipped, err = collect(paths)
+	if err == nil {
+		err = hashAll(ctx, sd.srcs)
+	}
+	if err != nil {
+		tellPeer(sd.s, sd.bw, err)
+		return err
+	}
+	sd.rep = newReplies(sd.srcs)
+	go sd.rep.run(bufio.NewReaderSize(sd.s, 16<<10), sd.s)
+	if err = sd.exchange(ctx); err != nil {
+		tellPeer(sd.s, sd.bw, err)
+		if sd.s.broken.Load() {
+			// The peer may have said why before it went: let the reader
+			// drain what already arrived.
+			t := time.NewTimer(drainGrace)
+			select {
+			case <-sd.rep.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		if !sd.s.interrupt() {
+			return err // the reader ends when the caller closes rw
+		}
+	}
+	select {
+	case <-sd.rep.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var pe *peerError
+	if sd.rep.err != nil && (err == nil || errors.As(sd.rep.err, &pe)) {
+		return sd.rep.err // the peer's reason beats our broken pipe
+	}
+	if err != nil {
+		return err
+	}
+	return sd.collectAcks()
+}
+
+// exchange writes the manifest, waits for the plan, then streams the data.
+func (sd *sender) exchange(ctx context.Context) error {
+	entries := make([]entry, len(sd.srcs))
+	for i, s := range sd.srcs {
+		entries[i] = s.entry
+	}
+	err := writeBatched(sd.bw, entries, func(b []entry, more bool) any {
+		return manifestMsg{Type: typeManifest, Version: Version, ChunkSize: sd.chunk, Entries: b, More: more}
+	})
+	if err == nil {
+		err = sd.bw.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	var p plan
+	select {
+	case p = <-sd.rep.plan:
+	case <-sd.rep.done:
+		return sd.rep.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := sd.apply(ctx, p); err != nil {
+		return err
+	}
+	if err := sd.stream(ctx); err != nil {
+		return err
+	}
+	if err := WriteMsg(sd.bw, doneMsg{Type: typeDone, Files: len(sd.files), Bytes: sd.sent}); err != nil {
+		return err
+	}
+	return sd.bw.Flush()
+}
+
+// apply takes the receiver's plan: names, refusals and resume offsets, each
+// offset checked against the local file's prefix hash.
+func (sd *sender) apply(ctx context.Context, p plan) error {
+	sd.slot = make([]int, len(sd.srcs))
+	sd.offsets = make([]int64, len(sd.srcs))
+	var buf []byte
+	for i, s := range sd.srcs {
+		sd.slot[i], sd.offsets[i] = -1, -1
+		pe, planned := p.files[i]
+		name := s.Path
+		if top, rest, _ := strings.Cut(s.Path, "/"); p.as[top] != "" && pe.Refused == "" {
+			name = strings.TrimSuffix(p.as[top]+"/"+rest, "/")
+		}
+		fr := FileResult{Name: name, Size: s.Size, BLAKE3: s.BLAKE3}
+		switch {
+		case pe.Refused != "":
+			fr.Status, fr.Reason = StatusRefused, pe.Refused
+		case s.Kind == kindDir:
+			continue
+		case planned && pe.Offset > 0:
+			if pe.Offset > s.Size || (pe.Offset != s.Size && pe.Offset%int64(sd.chunk) != 0) || !isHexSum(pe.Prefix) {
+				return fmt.Errorf("%w: plan: bad resume offset %d for entry %d", ErrProtocol, pe.Offset, i)
+			}
+			sd.offsets[i] = 0
+			if pe.Offset == s.Size && pe.Prefix == s.BLAKE3 {
+				sd.offsets[i] = pe.Offset
+			} else if pe.Offset < s.Size {
+				if buf == nil {
+					buf = make([]byte, DefaultChunkSize)
+				}
+				sum, err := hashPrefix(ctx, s.local, pe.Offset, buf)
+				if err != nil {
+					return err
+				}
+				if hex.EncodeToString(sum) == pe.Prefix {
+					sd.offsets[i] = pe.Offset
+				}
+			}
+		default:
+			sd.offsets[i] = 0
+		}
+		if sd.offsets[i] >= 0 {
+			sd.total += s.Size
+			sd.resumed += sd.offsets[i]
+		}
+		sd.slot[i] = len(sd.files)
+		sd.files = append(sd.files, fr)
+	}
+	return nil
+}
+
+// stream writes every accepted file's data: a file frame, then its chunks.
+func (sd *sender) stream(ctx context.Context) error {
+	buf := make([]byte, sd.chunk)
+	var ff [fileFrameLen]byte
+	var cf [chunkFrameLen]byte
+	pr := Progress{Total: sd.total, Bytes: sd.resumed}
+	for i := range sd.srcs {
+		if sd.offsets[i] >= 0 {
+			pr.Files++
+		}
+	}
+	for i, off := range sd.offsets {
+		if off < 0 {
+			continue
+		}
+		src := &sd.srcs[i]
+		putFileFrame(&ff, uint32(i), off)
+		if _, err := sd.bw.Write(ff[:]); err != nil {
+			return err
+		}
+		pr.File, pr.FileBytes, pr.FileSize = src.Path, off, src.Size
+		sd.progress(&pr)
+		if off == src.Size {
+			continue
+		}
+		f, err := os.Open(src.local)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", src.local, err)
+		}
+		err = sd.chunks(ctx, f, uint32(i), off, src.Size, buf, &cf, &pr)
+		f.Close() // read-only
+		if err != nil {
+			return fmt.Errorf("send %s: %w", src.local, err)
+		}
+	}
+	pr.File = ""
+	sd.progress(&pr)
+	return nil
+}
+
+// chunks sends bytes off…size of f as chunk frames.
+func (sd *sender) chunks(ctx context.Context, f *os.File, index uint32, off, size int64, buf []byte,
+	cf *[chunkFrameLen]byte, pr *Progress) error {
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	for off < size {
+		if err := ctx.Err(); err != nil {
+			return err
+		} else if sd.rep.stopped() {
+			if sd.rep.err != nil {
+				return sd.rep.err
+			}
+			return fmt.Errorf("%w: summary before the data ended", ErrProtocol)
+		}
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := io.ReadFull(f, buf[:n]); err != nil {
+			return fmt.Errorf("read at %d (did the file change?): %w", off, err)
+		}
+		h := chunkHeader{index: index, offset: off, length: uint32(n), sum: blake3.Sum256(buf[:n])}
+		h.put(cf)
+		if _, err := sd.bw.Write(cf[:]); err != nil {
+			return err
+		}
+		if _, err := sd.bw.Write(buf[:n]); err != nil {
+			return err
+		}
+		off += int64(n)
+		sd.sent += int64(n)
+		pr.FileBytes += int64(n)
+		pr.Bytes += int64(n)
+		sd.progress(pr)
+	}
+	return nil
+}
+
+func (sd *sender) progress(pr *Progress) {
+	if sd.opts.Progress != nil {
+		pr.FilesDone = int(sd.rep.confirmed.Load())
+		sd.opts.Progress(*pr)
+	}
+}
+
+// collectAcks fills in each file's verdict from the receiver's acknowledgements.
+func (sd *sender) collectAcks() error {
+	for i, off := range sd.offsets {
+		if off < 0 {
+			continue
+		}
+		a := sd.rep.acks[i]
+		if a == nil {
+			return fmt.Errorf("%w: no acknowledgement for entry %d", ErrProtocol, i)
+		}
+		fr := &sd.files[sd.slot[i]]
+		fr.Status, fr.Reason = a.Status, a.Reason
+		if a.Name != "" {
+			fr.Name = a.Name
+		}
+	}
+	applyRenames(sd.files, sd.rep.summary.Renamed)
+	return nil
+}

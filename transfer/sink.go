@@ -1,0 +1,151 @@
+package transfer
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/zeebo/blake3"
+)
+
+// sinkBuffers is how many chunk buffers circulate between the reading
+// goroutine and the sink: one being read, one being written, one spare.
+const sinkBuffers = 3
+
+// writebackEvery is how many bytes the sink writes before it asks the kernel
+// to start writing them to disk.
+const writebackEvery = 8 << 20
+
+// job is one step for the sink.
+type job struct {
+	it   *item
+	off  int64  // where the file starts, or the chunk's offset; -1 finishes the file
+	data []byte // a verified chunk; nil to start or finish a file
+}
+
+// sink is the receiver's writing goroutine: it writes verified chunks and
+// hashes whole files while the reading goroutine reads and verifies the next
+// chunks, and finishes each file (hash check, fsync, rename). It never sees
+// an unverified byte.
+type sink struct {
+	rc     *receiver
+	jobs   chan job
+	free   chan []byte   // chunk buffers the reading goroutine may fill
+	failed chan struct{} // closed once err is set
+	done   chan struct{} // closed when run returns
+	err    error
+
+	f       *os.File // the file being written; run's goroutine only
+	h       *blake3.Hasher
+	flushed int64 // f's bytes before this offset are being written back
+
+	mu   sync.Mutex
+	acks []ackMsg // guarded by mu: finished files not yet acknowledged
+}
+
+func newSink(rc *receiver) *sink {
+	k := &sink{
+		rc:     rc,
+		jobs:   make(chan job, 64),
+		free:   make(chan []byte, sinkBuffers),
+		failed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	for range sinkBuffers {
+		k.free <- make([]byte, rc.chunk)
+	}
+	go k.run()
+	return k
+}
+
+func (k *sink) run() {
+	defer close(k.done)
+	for j := range k.jobs {
+		if k.err == nil {
+			if err := k.do(j); err != nil {
+				k.err = err
+				close(k.failed)
+			}
+		}
+		if j.data != nil {
+			k.free <- j.data[:cap(j.data)]
+		}
+	}
+	if k.f != nil {
+		k.f.Close() // an unfinished file keeps its verified chunks for a resume
+	}
+}
+
+func (k *sink) do(j job) error {
+	switch {
+	case j.data != nil:
+		if _, err := k.f.Write(j.data); err != nil {
+			return fmt.Errorf("write %s: %w", j.it.disk, err)
+		}
+		k.h.Write(j.data)
+		if end := j.off + int64(len(j.data)); end-k.flushed >= writebackEvery {
+			startWriteback(k.f, k.flushed, end-k.flushed)
+			k.flushed = end
+		}
+	case j.off < 0:
+		a, err := k.rc.finishFile(j.it, k.f, k.h)
+		k.f = nil
+		if err != nil {
+			return err
+		}
+		k.mu.Lock()
+		k.acks = append(k.acks, a)
+		k.mu.Unlock()
+	default:
+		var err error
+		k.f, k.h, err = openPart(j.it, j.off)
+		k.flushed = j.off
+		return err
+	}
+	return nil
+}
+
+// takeAcks returns the acknowledgements produced since the last call.
+func (k *sink) takeAcks() []ackMsg {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	a := k.acks
+	k.acks = nil
+	return a
+}
+
+// close waits until every queued job is done and returns the first error.
+func (k *sink) close() error {
+	close(k.jobs)
+	<-k.done
+	return k.err
+}
+
+// openPart opens the file that receives it's data from off: created
+// exclusively if nothing was there, truncated if a planned resume is not
+// taken, never through a symlink. It returns the whole-file hasher, primed
+// with the resumed prefix.
+func openPart(it *item, off int64) (*os.File, *blake3.Hasher, error) {
+	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
+	switch {
+	case it.fresh:
+		flags |= os.O_EXCL
+	case off == 0:
+		flags |= os.O_TRUNC
+	}
+	h := it.prefix
+	if off == 0 {
+		h = blake3.New()
+	}
+	f, err := os.OpenFile(it.disk, flags, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create %s: %w", it.disk, err)
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close() // nothing written
+		return nil, nil, fmt.Errorf("resume %s: %w", it.disk, err)
+	}
+	return f, h, nil
+}
