@@ -10,13 +10,15 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"mesh/agent"
 	"mesh/server"
 )
 
 // fileConfig is the whole TOML file; each component owns its tables.
 type fileConfig struct {
-	Log           logConfig `toml:"log"`
-	server.Config           // [server], [auth]
+	Log           logConfig    `toml:"log"`
+	server.Config              // [server], [auth]
+	Agent         agent.Config `toml:"agent"`
 }
 
 type logConfig struct {
@@ -25,16 +27,21 @@ type logConfig struct {
 }
 
 func defaultConfig() fileConfig {
-	return fileConfig{Log: logConfig{Level: "info", Format: "text"}, Config: server.DefaultConfig()}
+	return fileConfig{Log: logConfig{Level: "info", Format: "text"}, Config: server.DefaultConfig(), Agent: agent.DefaultConfig()}
 }
 
 // loadConfig layers the file (if any) and MESH_* variables over the
 // defaults; flags are applied by the caller, last.
 func loadConfig(path string) (fileConfig, error) {
-	cfg := defaultConfig()
 	if path == "" {
 		path = os.Getenv("MESH_CONFIG")
 	}
+	return loadConfigFile(path)
+}
+
+// loadConfigFile is loadConfig for exactly path ("" = no file).
+func loadConfigFile(path string) (fileConfig, error) {
+	cfg := defaultConfig()
 	if path != "" {
 		md, err := toml.DecodeFile(path, &cfg)
 		if err != nil {

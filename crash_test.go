@@ -185,3 +185,22 @@ func doJSON(t *testing.T, req *http.Request, tok string, out any) {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 }
+
+func newRequest(t *testing.T, method, url, tok string) (*http.Request, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err == nil && tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return req, err
+}
+
+// httpDo sends req and returns the status.
+func httpDo(req *http.Request) (int, error) {
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	res.Body.Close()
+	return res.StatusCode, nil
+}

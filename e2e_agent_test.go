@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// machine is one agent's home: its own config and data directories.
+type machine struct {
+	name string
+	env  []string
+	home string
+}
+
+func newMachine(t *testing.T, name string) machine {
+	t.Helper()
+	home := t.TempDir()
+	return machine{name: name, home: home, env: []string{
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"),
+		"MESH_AGENT_QUIC_LISTEN=127.0.0.1:0",
+		"MESH_LOG=debug",
+	}}
+}
+
+func (m machine) inbox() string { return filepath.Join(m.home, "data", "mesh", "inbox") }
+
+// login enrols the machine as user's device.
+func (m machine) login(t *testing.T, server, user string) {
+	t.Helper()
+	out, err := mesh(t, m.home, "secret1\n", m.env, "agent", "login", "--server", server, "--username", user, "--device", m.name, "--password-stdin")
+	if err != nil || !strings.Contains(out, "enrolled "+m.name) {
+		t.Fatalf("agent login %s: %v\n%s", m.name, err, out)
+	}
+	fi, err := os.Stat(filepath.Join(m.home, "config", "mesh", "agent.toml"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("agent.toml: %v, mode %v; want 0600", err, fi)
+	}
+}
+
+type agentProc struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+// run starts `mesh agent run` and waits until the server lists it online.
+func (m machine) run(t *testing.T, server, tok string) *agentProc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, meshBin, "agent", "run")
+	cmd.Dir, cmd.Env = m.home, append(cleanEnv(), m.env...)
+	p := &agentProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // may have exited already
+		<-p.done
+		if t.Failed() {
+			t.Logf("agent %s log:\n%s", m.name, p.logs.String())
+		}
+	})
+	waitOnline(t, server, tok, m.name, true)
+	return p
+}
+
+func waitOnline(t *testing.T, server, tok, device string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var l struct {
+			Devices []struct {
+				DeviceID string `json:"device_id"`
+				Online   bool   `json:"online"`
+			} `json:"devices"`
+		}
+		getJSON(t, server+"/api/devices", tok, &l)
+		for _, d := range l.Devices {
+			if d.DeviceID == device && d.Online == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling an outside process: there is nothing to wait on
+	}
+	t.Fatalf("device %s not online=%t within 20 s", device, want)
+}
+
+// send runs `mesh agent send-file` from m and returns its output and error.
+func (m machine) send(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return mesh(t, m.home, "", m.env, append([]string{"agent", "send-file"}, args...)...)
+}
+
+func fileHash(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := blake3.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func writeRandom(t *testing.T, path string, n int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer collects a process's output for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
