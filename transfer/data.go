@@ -91,6 +91,7 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 	}
 	k.jobs <- job{it: it, off: off}
 	rc.resumed += off
+	pr.Bytes -= it.offset - off // the sender may restart instead of resuming
 	pr.File, pr.FileBytes, pr.FileSize = it.Path, off, it.Size
 	rc.progress(pr)
 	for off < it.Size {

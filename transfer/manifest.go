@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/zeebo/blake3"
 )
@@ -18,7 +19,8 @@ import (
 // source is one manifest entry on the sending side.
 type source struct {
 	entry
-	local string // path on disk, for files
+	local   string    // path on disk, for files
+	modTime time.Time // when collected
 }
 
 // collect walks paths into manifest entries. Symlinks and special files are
@@ -45,7 +47,7 @@ func collect(paths []string) (srcs []source, skipped []FileResult, err error) {
 		if fi.Mode().IsRegular() {
 			e.Kind, e.Size = kindFile, fi.Size()
 		}
-		srcs = append(srcs, source{entry: e, local: local})
+		srcs = append(srcs, source{entry: e, local: local, modTime: fi.ModTime()})
 		return true
 	}
 	for _, p := range paths {
@@ -97,23 +99,20 @@ func collect(paths []string) (srcs []source, skipped []FileResult, err error) {
 
 // hashAll fills in the whole-file BLAKE3 of every file in srcs, on up to
 // GOMAXPROCS goroutines (at most 4).
-func hashAll(ctx context.Context, srcs []source) error {
+func hashAll(ctx context.Context, srcs []source, chunk int) error {
 	jobs := make(chan *source)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), 4) {
 		wg.Go(func() {
-			buf := make([]byte, DefaultChunkSize)
+			var bufs [2][]byte
 			for s := range jobs {
-				sum, err := hashPrefix(ctx, s.local, s.Size, buf)
-				if err != nil {
+				if err := hashFile(ctx, s, &bufs, chunk); err != nil {
 					select {
 					case errs <- err:
 					default:
 					}
-					continue
 				}
-				s.BLAKE3 = hex.EncodeToString(sum)
 			}
 		})
 	}
@@ -138,6 +137,48 @@ func hashAll(ctx context.Context, srcs []source) error {
 	default:
 		return nil
 	}
+}
+
+// hashFile computes the whole-file BLAKE3 of s, reading the next chunk into
+// one of bufs (allocated on first use) while hashing the other.
+func hashFile(ctx context.Context, s *source, bufs *[2][]byte, chunk int) error {
+	f, err := os.Open(s.local)
+	if err != nil {
+		return fmt.Errorf("hash %s: %w", s.local, err)
+	}
+	defer f.Close() // read-only
+	for i := range bufs {
+		if bufs[i] == nil && (i == 0 || s.Size > int64(chunk)) {
+			bufs[i] = make([]byte, chunk)
+		}
+	}
+	read := func(buf []byte, off int64) error {
+		if _, err := io.ReadFull(f, buf[:min(int64(chunk), s.Size-off)]); err != nil {
+			return fmt.Errorf("hash %s: short at %d (did the file change?): %w", s.local, off, err)
+		}
+		return nil
+	}
+	h := blake3.New()
+	if err := read(bufs[0], 0); err != nil {
+		return err
+	}
+	for k, off := 0, int64(0); off < s.Size; k, off = k+1, off+int64(chunk) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		var rerr error
+		if next := off + int64(chunk); next < s.Size {
+			wg.Go(func() { rerr = read(bufs[(k+1)%2], next) })
+		}
+		h.Write(bufs[k%2][:min(int64(chunk), s.Size-off)])
+		wg.Wait()
+		if rerr != nil {
+			return rerr
+		}
+	}
+	s.BLAKE3 = hex.EncodeToString(h.Sum(nil))
+	return nil
 }
 
 // hashPrefix returns the BLAKE3 of the first n bytes of the file at path;

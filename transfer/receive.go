@@ -39,7 +39,8 @@ type Receiver struct {
 // otherwise the error wraps [ErrMismatch], [ErrUnsafeName], [ErrNoSpace],
 // [ErrProtocol] or [ErrCanceled] where one applies. The caller owns rw and
 // closes it after Receive returns; cancellation works as for [Send].
-// Concurrent Receives into one inbox must not get the same names.
+// Receive may run on several goroutines at once, but two concurrent
+// transfers of the same name into one inbox are not coordinated.
 func (r *Receiver) Receive(ctx context.Context, rw io.ReadWriter) (Result, error) {
 	now := r.clock()
 	start := now()

@@ -10,8 +10,8 @@ import (
 // Sentinel errors. Errors from [Send] and [Receiver.Receive] wrap at most one
 // of them; match with [errors.Is].
 var (
-	// ErrUnsafeName means a name was refused by [SafeRelPath] or clashed with
-	// another entry, so at least one entry was refused.
+	// ErrUnsafeName means at least one entry was refused: its name failed
+	// [SafeRelPath] or clashed with another entry, or its kind is unknown.
 	ErrUnsafeName = errors.New("unsafe name")
 	// ErrMismatch means a chunk or a whole file did not match its BLAKE3.
 	ErrMismatch = errors.New("blake3 mismatch")
