@@ -28,7 +28,11 @@ deps:
 
 # fuzz every network decoder for a while (default 1 minute each)
 fuzz time="1m":
-    for t in $(go test -list 'Fuzz.*' ./protocol | grep ^Fuzz); do go test -run '^$' -fuzz "^$t\$" -fuzztime {{time}} ./protocol; done
+    for p in $(go list ./...); do for t in $(go test -list 'Fuzz.*' $p | grep ^Fuzz || true); do go test -run '^$' -fuzz "^$t\$" -fuzztime {{time}} $p; done; done
+
+# the benchmarks with a figure in an issue: fan-out, idle memory, persistence, 1 GiB transfer
+bench-issues:
+    go test -run '^$' -bench 'Fanout|IdleMemory|Persist|Transfer' -benchtime 1x .
 
 # what CI runs
 ci:

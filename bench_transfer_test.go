@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mesh/agent"
+	"mesh/protocol"
+)
+
+// BenchmarkTransfer sends one file (1 GiB; MESH_BENCH_TRANSFER_MIB changes
+// it) with the real `mesh agent send-file` to a real `mesh agent run` over
+// loopback, and in the same run copies the same bytes over one bare QUIC
+// stream between two agent endpoints (the transport's limit here). It
+// reports both speeds, their ratio, and CPU seconds per GiB of each.
+//
+//	go test -run '^$' -bench Transfer -benchtime 1x .
+func BenchmarkTransfer(b *testing.B) {
+	size := int64(1024) << 20
+	if v, err := strconv.Atoi(os.Getenv("MESH_BENCH_TRANSFER_MIB")); err == nil && v > 0 {
+		size = int64(v) << 20
+	}
+	src := filepath.Join(b.TempDir(), "payload.bin")
+	writePseudoRandom(b, src, size)
+	for b.Loop() {
+		bareMBps, bareCPU := bareQUICCopy(b, src, size)
+		meshMBps, meshCPU := meshSendFile(b, src, size)
+		gib := float64(size) / (1 << 30)
+		b.ReportMetric(bareMBps, "bare-quic-MB/s")
+		b.ReportMetric(meshMBps, "send-file-MB/s")
+		b.ReportMetric(meshMBps/bareMBps, "ratio")
+		b.ReportMetric(bareCPU.Seconds()/gib, "bare-cpu-s/GiB")
+		b.ReportMetric(meshCPU.Seconds()/gib, "send-file-cpu-s/GiB")
+	}
+}
+
+// writePseudoRandom writes size incompressible bytes quickly.
+func writePseudoRandom(b *testing.B, path string, size int64) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.NewChaCha8([32]byte{1, 2, 3})
+	if _, err := io.CopyN(f, r, size); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// bareQUICCopy streams the file over one QUIC stream between two endpoints
+// in this process, the receiver discarding; it returns MB/s and the CPU
+// this process spent.
+func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration) {
+	peer := func(dev string) (*agent.Endpoint, agent.Identity, *agent.SessionCache) {
+		id, err := agent.LoadOrCreateIdentity(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pc.Close() })
+		sc := agent.NewSessionCache(nil)
+		ep, err := agent.NewEndpoint(agent.EndpointConfig{Identity: id, DeviceID: dev, User: "alice", Sessions: sc,
+			Log: slog.New(slog.DiscardHandler)}, pc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ep.Close() })
+		return ep, id, sc
+	}
+	from, fromID, _ := peer("bench-a")
+	to, toID, toSessions := peer("bench-b")
+	ta, fa := to.Addr().(*net.UDPAddr), from.Addr().(*net.UDPAddr)
+	s := protocol.P2PSession{SessionID: "bench", SessionToken: "mst_bench", ExpiresAt: time.Now().Add(time.Minute),
+		Kind: protocol.SessionFile, InitiatorDeviceID: "bench-a", TargetDeviceID: "bench-b",
+		Endpoints: protocol.Endpoints{
+			Initiator: protocol.Endpoint{IP: fa.IP.String(), Port: fa.Port, Fingerprint: fromID.Fingerprint},
+			Target:    protocol.Endpoint{IP: ta.IP.String(), Port: ta.Port, Fingerprint: toID.Fingerprint}}}
+	toSessions.Add(s, "alice")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan int64, 1)
+	go func() {
+		_ = to.Serve(ctx, func(_ context.Context, ps *agent.PeerSession) { // ends with ctx
+			n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, ps.Stream, make([]byte, 1<<20))
+			got <- n
+		})
+	}()
+	ps, err := from.Dial(ctx, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	cpu0, start := selfCPU(), time.Now()
+	if _, err := io.CopyBuffer(struct{ io.Writer }{ps.Stream}, f, make([]byte, 1<<20)); err != nil {
+		b.Fatal(err)
+	}
+	ps.Stream.Close()
+	if n := <-got; n != size {
+		b.Fatalf("bare copy delivered %d bytes, want %d", n, size)
+	}
+	el, cpu := time.Since(start), selfCPU()-cpu0
+	ps.Close("done")
+	return float64(size) / 1e6 / el.Seconds(), cpu
+}
+
+// meshSendFile times `mesh agent send-file` of src to a running agent, from
+// the command's start to its exit, and adds both processes' CPU time.
+func meshSendFile(b *testing.B, src string, size int64) (float64, time.Duration) {
+	srv := startBenchServer(b)
+	tok := srv.registerAll(b, []string{"alice"})[0]
+	laptop, home := benchMachine(b, "laptop"), benchMachine(b, "home")
+	for _, m := range []machine{laptop, home} {
+		cmd := exec.Command(meshBin, "agent", "login", "--server", srv.url, "--username", "alice", "--device", m.name, "--password-stdin")
+		cmd.Dir, cmd.Env, cmd.Stdin = m.home, append(cleanEnv(), m.env...), stringsReader("secret1\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("login %s: %v\n%s", m.name, err, out)
+		}
+	}
+	run := exec.Command(meshBin, "agent", "run")
+	run.Dir, run.Env = home.home, append(cleanEnv(), home.env...)
+	logs := &syncBuffer{}
+	run.Stdout, run.Stderr = logs, logs
+	if err := run.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = run.Process.Signal(syscall.SIGTERM) // the benchmark is over
+		_ = run.Wait()
+	}()
+	benchWaitOnline(b, srv, tok, "home")
+	cpu0, err := procCPU(run.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	send := exec.Command(meshBin, "agent", "send-file", "--to", "home", src)
+	send.Dir, send.Env = laptop.home, append(cleanEnv(), laptop.env...)
+	start := time.Now()
+	out, err := send.CombinedOutput()
+	el := time.Since(start)
+	if err != nil {
+		b.Fatalf("send-file: %v\n%s\nreceiver:\n%s", err, out, logs.String())
+	}
+	cpu1, err := procCPU(run.Process.Pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(home.inbox(), filepath.Base(src))); err != nil || fi.Size() != size {
+		b.Fatalf("received file: %v %v", fi, err)
+	}
+	used := send.ProcessState.UserTime() + send.ProcessState.SystemTime() + (cpu1 - cpu0)
+	return float64(size) / 1e6 / el.Seconds(), used
+}
+
+func benchMachine(b *testing.B, name string) machine {
+	home := b.TempDir()
+	return machine{name: name, home: home, env: []string{
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
+		"MESH_AGENT_QUIC_LISTEN=127.0.0.1:0", "MESH_LOG=warn"}}
+}
+
+func benchWaitOnline(b *testing.B, srv *benchServer, tok, device string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := newRequestTB(b, srv.url+"/api/devices", tok)
+		res, err := srv.http.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if containsOnline(body, device) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling an outside process
+	}
+	b.Fatalf("device %s not online", device)
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func newRequestTB(tb testing.TB, url, tok string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err == nil {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return req, err
+}
+
+func containsOnline(body []byte, device string) bool {
+	var l struct {
+		Devices []struct {
+			DeviceID string `json:"device_id"`
+			Online   bool   `json:"online"`
+		} `json:"devices"`
+	}
+	if json.Unmarshal(body, &l) != nil {
+		return false
+	}
+	for _, d := range l.Devices {
+		if d.DeviceID == device && d.Online {
+			return true
+		}
+	}
+	return false
+}
