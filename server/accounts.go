@@ -81,15 +81,24 @@ func hashPassword(pw string, cost int) (string, error) {
 	return string(h), nil
 }
 
-func (s *Server) register(c echo.Context) error {
+// bindCredentials reads a register or login body; both fields are required.
+func bindCredentials(c echo.Context) (credentials, error) {
 	var req credentials
 	if err := bind(c, &req); err != nil {
-		return err
+		return req, err
 	}
 	if req.Username == "" {
-		return missing("username")
+		return req, missing("username")
 	} else if req.Password == "" {
-		return missing("password")
+		return req, missing("password")
+	}
+	return req, nil
+}
+
+func (s *Server) register(c echo.Context) error {
+	req, err := bindCredentials(c)
+	if err != nil {
+		return err
 	}
 	name, err := checkUsername(req.Username)
 	if err != nil {
@@ -117,14 +126,9 @@ func (s *Server) register(c echo.Context) error {
 }
 
 func (s *Server) login(c echo.Context) error {
-	var req credentials
-	if err := bind(c, &req); err != nil {
+	req, err := bindCredentials(c)
+	if err != nil {
 		return err
-	}
-	if req.Username == "" {
-		return missing("username")
-	} else if req.Password == "" {
-		return missing("password")
 	}
 	now := s.cfg.now()
 	userKey, ipKey := "u:"+strings.ToLower(req.Username), "ip:"+c.RealIP()
