@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"mesh/server"
 )
@@ -28,6 +29,31 @@ func BenchmarkLogin(b *testing.B) {
 				if a := ts.do(b, http.MethodPost, "/api/auth/login", body, ""); a.Status != http.StatusOK {
 					b.Fatalf("login = %d %s", a.Status, a.Body)
 				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/login")
+		})
+	}
+}
+
+// BenchmarkLoginFailures shows that a wrong password and an unknown user cost
+// the same (both run one bcrypt at the default cost), so timing does not
+// reveal which usernames exist. The test clock skips past the throttling
+// window after each attempt.
+func BenchmarkLoginFailures(b *testing.B) {
+	for _, tc := range []struct{ name, body string }{
+		{"wrong-password", `{"username":"alice","password":"not-it"}`},
+		{"unknown-user", `{"username":"nobody","password":"not-it"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := testConfig(b, b.TempDir())
+			cfg.Auth.BcryptCost = server.DefaultConfig().Auth.BcryptCost
+			ts := startServer(b, cfg)
+			ts.register(b, "alice", "secret1")
+			for b.Loop() {
+				if a := ts.do(b, http.MethodPost, "/api/auth/login", []byte(tc.body), ""); a.Status != http.StatusUnauthorized {
+					b.Fatalf("login = %d %s", a.Status, a.Body)
+				}
+				ts.Clock.Advance(16 * time.Minute) // past the throttling window
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/login")
 		})
