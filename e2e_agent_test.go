@@ -153,3 +153,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestAgentReconnects: the server goes away and comes back on the same
+// address; the agent reconnects by itself and is online again.
+func TestAgentReconnects(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}
+	srv := runServer(t, dir, env)
+	tok := apiToken(t, srv.url, "alice")
+	home := newMachine(t, "home")
+	home.login(t, srv.url, "alice")
+	agentProc := home.run(t, srv.url, tok)
+	srv.stop(t)
+	srv2 := runServerAt(t, dir, env, strings.TrimPrefix(srv.url, "http://"))
+	defer srv2.stop(t)
+	waitOnline(t, srv2.url, tok, "home", true)
+	if !strings.Contains(agentProc.logs.String(), "reconnecting") {
+		t.Errorf("agent log does not mention reconnecting:\n%s", agentProc.logs.String())
+	}
+}

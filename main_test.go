@@ -243,9 +243,15 @@ type running struct {
 // runServer starts `mesh serve --listen 127.0.0.1:0` in dir and waits for its URL line.
 func runServer(t *testing.T, dir string, env []string) *running {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return runServerAt(t, dir, env, "127.0.0.1:0")
+}
+
+// runServerAt is runServer on a given address.
+func runServerAt(t *testing.T, dir string, env []string, addr string) *running {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung server cannot outlive the test run
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, meshBin, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, meshBin, "serve", "--listen", addr)
 	cmd.Dir, cmd.Env = dir, append(cleanEnv(), env...)
 	logs := &bytes.Buffer{}
 	cmd.Stderr = logs

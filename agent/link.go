@@ -31,8 +31,9 @@ type link struct {
 }
 
 const (
-	minBackoff = time.Second
-	maxBackoff = 30 * time.Second
+	minBackoff    = time.Second
+	maxBackoff    = 30 * time.Second
+	serverSilence = 70 * time.Second
 )
 
 // run returns only when ctx is done (nil) or the server refuses the device
@@ -94,6 +95,13 @@ func (l *link) session(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", l.cfg.Server, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = ws.Close() }) // unblocks the read on shutdown
+	// The server pings every 25 s: silence for longer than serverSilence
+	// means it is gone without a goodbye (a dead link, a killed host).
+	_ = ws.SetReadDeadline(time.Now().Add(serverSilence)) // a failed deadline shows up as a failed read
+	ws.SetPingHandler(func(data string) error {
+		_ = ws.SetReadDeadline(time.Now().Add(serverSilence)) // as above
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+	})
 	defer stop()
 	defer ws.Close()
 	if err := l.write(ws, protocol.TypeSystemHello, l.hello); err != nil {
@@ -109,6 +117,7 @@ func (l *link) session(ctx context.Context) error {
 	}()
 	for {
 		_, b, err := ws.ReadMessage()
+		_ = ws.SetReadDeadline(time.Now().Add(serverSilence)) // as above
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation && strings.Contains(ce.Text, "device") {
