@@ -161,21 +161,8 @@ func TestAgentRevokedAndReplayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A session issued to laptop, used by hand twice.
-	dev := deviceToken(t, w.laptop)
-	var sess struct {
-		SessionID    string `json:"session_id"`
-		SessionToken string `json:"session_token"`
-		Endpoints    struct {
-			Target struct {
-				IP          string `json:"ip"`
-				Port        int    `json:"port"`
-				Fingerprint string `json:"fingerprint"`
-			} `json:"target"`
-		} `json:"endpoints"`
-	}
-	postJSON(t, w.srv.url+"/api/p2p/sessions", dev, `{"kind":"file","target_device_id":"home"}`, &sess)
-	args := []string{"--session-id", sess.SessionID, "--token", sess.SessionToken, "--fingerprint", sess.Endpoints.Target.Fingerprint,
-		"--peer-addr", fmt.Sprintf("%s:%d", sess.Endpoints.Target.IP, sess.Endpoints.Target.Port), "--file", f}
+	sess := w.fileSession(t)
+	args := sess.args(fmt.Sprintf("%s:%d", sess.Endpoints.Target.IP, sess.Endpoints.Target.Port), f)
 	if out, err := w.laptop.send(t, args...); err != nil {
 		t.Fatalf("low-level send: %v\n%s", err, out)
 	}
@@ -213,4 +200,32 @@ func deviceToken(t *testing.T, m machine) string {
 	}
 	t.Fatalf("no device_token in agent.toml:\n%s", b)
 	return ""
+}
+
+// sessionAnswer is the part of POST /api/p2p/sessions the low-level
+// send-file form needs.
+type sessionAnswer struct {
+	SessionID    string `json:"session_id"`
+	SessionToken string `json:"session_token"`
+	Endpoints    struct {
+		Target struct {
+			IP          string `json:"ip"`
+			Port        int    `json:"port"`
+			Fingerprint string `json:"fingerprint"`
+		} `json:"target"`
+	} `json:"endpoints"`
+}
+
+// fileSession asks the server, as the laptop's agent, for a file session to home.
+func (w *meshWorld) fileSession(t *testing.T) sessionAnswer {
+	t.Helper()
+	var s sessionAnswer
+	postJSON(t, w.srv.url+"/api/p2p/sessions", deviceToken(t, w.laptop), `{"kind":"file","target_device_id":"home"}`, &s)
+	return s
+}
+
+// args is the low-level send-file command line for this session.
+func (s sessionAnswer) args(peerAddr, file string) []string {
+	return []string{"--session-id", s.SessionID, "--token", s.SessionToken,
+		"--fingerprint", s.Endpoints.Target.Fingerprint, "--peer-addr", peerAddr, "--file", file}
 }

@@ -67,21 +67,9 @@ func TestAgentWireCorruptionIsCaught(t *testing.T) {
 	w := newWorld(t)
 	f := filepath.Join(t.TempDir(), "data.bin")
 	writeRandom(t, f, 8<<20)
-	var sess struct {
-		SessionID    string `json:"session_id"`
-		SessionToken string `json:"session_token"`
-		Endpoints    struct {
-			Target struct {
-				IP          string `json:"ip"`
-				Port        int    `json:"port"`
-				Fingerprint string `json:"fingerprint"`
-			} `json:"target"`
-		} `json:"endpoints"`
-	}
-	postJSON(t, w.srv.url+"/api/p2p/sessions", deviceToken(t, w.laptop), `{"kind":"file","target_device_id":"home"}`, &sess)
+	sess := w.fileSession(t)
 	proxy := startFlipProxy(t, &net.UDPAddr{IP: net.ParseIP(sess.Endpoints.Target.IP), Port: sess.Endpoints.Target.Port})
-	out, err := w.laptop.send(t, "--session-id", sess.SessionID, "--token", sess.SessionToken,
-		"--fingerprint", sess.Endpoints.Target.Fingerprint, "--peer-addr", proxy.ln.LocalAddr().String(), "--file", f)
+	out, err := w.laptop.send(t, sess.args(proxy.ln.LocalAddr().String(), f)...)
 	if err != nil {
 		t.Fatalf("send through the flipping proxy: %v\n%s", err, out)
 	}
