@@ -170,6 +170,8 @@ func meshSendFile(b *testing.B, src string, size int64) (float64, time.Duration)
 		b.Fatalf("received file: %v %v", fi, err)
 	}
 	used := send.ProcessState.UserTime() + send.ProcessState.SystemTime() + (cpu1 - cpu0)
+	b.Logf("send-file: %.1f s wall, sender CPU %s, receiver CPU %s\n%s", el.Seconds(),
+		send.ProcessState.UserTime()+send.ProcessState.SystemTime(), cpu1-cpu0, out)
 	return float64(size) / 1e6 / el.Seconds(), used
 }
 
