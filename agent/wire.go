@@ -66,17 +66,17 @@ type control struct {
 func WriteControl(w io.Writer, typ string, v any) error {
 	c := control{Type: typ}
 	if v != nil {
-		b, err := json.Marshal(v)
-		if err != nil {
+		var body bytes.Buffer
+		if err := noHTMLEncoder(&body).Encode(v); err != nil {
 			return fmt.Errorf("encode %s: %w", typ, err)
 		}
-		if string(b) != "null" { // a nil pointer or RawMessage: no body
+		if b := bytes.TrimSuffix(body.Bytes(), []byte("\n")); string(b) != "null" { // a nil pointer or RawMessage: no body
 			c.Body = b
 		}
 	}
 	var buf bytes.Buffer
 	buf.Write([]byte{0, 0, 0, 0})
-	if err := json.NewEncoder(&buf).Encode(c); err != nil {
+	if err := noHTMLEncoder(&buf).Encode(c); err != nil {
 		return fmt.Errorf("encode %s: %w", typ, err)
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
@@ -89,6 +89,14 @@ func WriteControl(w io.Writer, typ string, v any) error {
 		return fmt.Errorf("write %s: %w", typ, err)
 	}
 	return nil
+}
+
+// noHTMLEncoder writes JSON as is: HTML escaping would make a body read
+// back differ from the one written ("&" against "\u0026"), found by fuzzing.
+func noHTMLEncoder(w io.Writer) *json.Encoder {
+	e := json.NewEncoder(w)
+	e.SetEscapeHTML(false)
+	return e
 }
 
 // ReadControl reads one control message written by [WriteControl] and returns
