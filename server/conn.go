@@ -63,11 +63,15 @@ type conn struct {
 	fingerprint string
 }
 
-var wsUpgrader = websocket.Upgrader{
-	// Small buffers and a shared write pool keep idle sessions cheap (FACTS.md).
-	ReadBufferSize:  512,
-	WriteBufferSize: 4096,
-	WriteBufferPool: &sync.Pool{},
+// newUpgrader: small buffers and a shared write pool keep idle sessions
+// cheap (FACTS.md).
+func newUpgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*http.Request) bool { return true }, // originAllowed answers first, with a JSON error
+	}
 }
 
 // websocket upgrades an authenticated request. The handler returns right
@@ -77,9 +81,7 @@ func (s *Server) websocket(c echo.Context) error {
 		return errorf(http.StatusForbidden, "origin_forbidden",
 			"origin %q may not open a WebSocket; add it to [server] allowed_origins", c.Request().Header.Get("Origin"))
 	}
-	up := wsUpgrader
-	up.CheckOrigin = func(*http.Request) bool { return true } // checked above, with a JSON error
-	ws, err := up.Upgrade(c.Response(), c.Request(), nil)
+	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered the client
 	}

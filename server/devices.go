@@ -26,7 +26,7 @@ const deviceKey = "mesh.device"
 
 func (s *Server) authDevice(c echo.Context, tok string, next echo.HandlerFunc) error {
 	ctx := c.Request().Context()
-	d, err := s.store.DeviceByToken(ctx, store.HashToken(tok))
+	d, err := s.store.DeviceByToken(ctx, store.HashToken(string(tok)))
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusUnauthorized, "invalid_token", "device token is unknown or revoked; run 'mesh agent login' again")
 	} else if err != nil {
@@ -85,9 +85,9 @@ func (s *Server) enrollDevice(c echo.Context) error {
 	if _, ok := currentDevice(c); ok {
 		return errorf(http.StatusForbidden, "forbidden", "log in as the user (not with a device token) to enrol a device")
 	}
-	tok := deviceTokenPrefix + randomToken()
+	tok := DeviceToken(deviceTokenPrefix + randomToken())
 	u := currentUser(c)
-	if _, err := s.store.EnrollDevice(c.Request().Context(), req.DeviceID, u.ID, store.HashToken(tok), req.Fingerprint); errors.Is(err, store.ErrConflict) {
+	if _, err := s.store.EnrollDevice(c.Request().Context(), req.DeviceID, u.ID, store.HashToken(string(tok)), req.Fingerprint); errors.Is(err, store.ErrConflict) {
 		return errorf(http.StatusConflict, "device_taken", "device id %q belongs to another user; pick another with --device", req.DeviceID)
 	} else if err != nil {
 		return err
@@ -95,7 +95,10 @@ func (s *Server) enrollDevice(c echo.Context) error {
 	// A rotated token ends the sessions of the old one.
 	s.hub.closeDevice(req.DeviceID, websocket.ClosePolicyViolation, "device token replaced; log in again")
 	s.log.Info("device enrolled", "device_id", req.DeviceID, "user", u.Username)
-	return c.JSON(http.StatusCreated, map[string]string{"device_id": req.DeviceID, "device_token": tok})
+	return c.JSON(http.StatusCreated, struct {
+		DeviceID    string      `json:"device_id"`
+		DeviceToken DeviceToken `json:"device_token"` // shown once
+	}{req.DeviceID, tok})
 }
 
 func (s *Server) listDevices(c echo.Context) error {

@@ -156,7 +156,7 @@ func (h *hub) publishRoom(ctx context.Context, roomID int64, ev frame, skip *con
 	if err != nil {
 		return err
 	}
-	var targets []*conn
+	var targets []*conn // members' sessions only: this is the hot path
 	h.mu.RLock()
 	for uid := range m {
 		for c := range h.conns[uid] {
@@ -186,6 +186,24 @@ func (h *hub) publishUser(userID int64, ev frame, skip *conn) {
 		c.enqueue(ev)
 	}
 }
+
+// sessions returns the live sessions keep accepts; keep runs under h.mu,
+// so it must not lock it. Callers act on the result after the lock is gone.
+func (h *hub) sessions(keep func(*conn) bool) []*conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []*conn
+	for _, set := range h.conns {
+		for c := range set {
+			if keep(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+func all(*conn) bool { return true }
 
 // presence tells everyone who shares a room with u that u came or went.
 func (h *hub) presence(ctx context.Context, u store.User, online bool) {
@@ -246,15 +264,7 @@ func (h *hub) pingAll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		h.mu.RLock()
-		var all []*conn
-		for _, set := range h.conns {
-			for c := range set {
-				all = append(all, c)
-			}
-		}
-		h.mu.RUnlock()
-		for _, c := range all {
+		for _, c := range h.sessions(all) {
 			c.enqueue(pingFrame)
 		}
 	}
@@ -269,17 +279,7 @@ func (h *hub) deviceConn(id string) *conn {
 
 // closeDevice closes every session authenticated as device id.
 func (h *hub) closeDevice(id string, code int, reason string) {
-	h.mu.RLock()
-	var cs []*conn
-	for _, set := range h.conns {
-		for c := range set {
-			if c.device.ID == id {
-				cs = append(cs, c)
-			}
-		}
-	}
-	h.mu.RUnlock()
-	for _, c := range cs {
+	for _, c := range h.sessions(func(c *conn) bool { return c.device.ID == id }) {
 		c.close(code, reason)
 	}
 }
@@ -288,18 +288,13 @@ func (h *hub) closeDevice(id string, code int, reason string) {
 // does not see hijacked connections) and refuses new ones.
 func (h *hub) closeAll() {
 	h.mu.Lock()
-	h.closed = true
-	var all []*conn
-	for _, set := range h.conns {
-		for c := range set {
-			all = append(all, c)
-		}
-	}
+	h.closed = true // add refuses sessions from now on
 	h.mu.Unlock()
-	for _, c := range all {
+	open := h.sessions(all)
+	for _, c := range open {
 		c.close(websocket.CloseGoingAway, "server shutting down; reconnect shortly")
 	}
-	for _, c := range all {
+	for _, c := range open {
 		<-c.done
 	}
 }

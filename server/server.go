@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"golang.org/x/crypto/bcrypt"
@@ -34,6 +35,7 @@ type Server struct {
 	throttle  *throttle
 	dummyHash string // compared against for unknown users
 	hub       *hub
+	upgrader  *websocket.Upgrader
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
 }
@@ -55,8 +57,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		cfg: cfg, store: st, log: log, key: key, admission: adm,
 		throttle: newThrottle(throttleWindow), dummyHash: string(dummy),
-		hub:    newHub(st, log.With("component", "hub"), cfg.now),
-		chatIn: make(chan sendReq, 1024), chatQuit: make(chan struct{}),
+		hub:      newHub(st, log.With("component", "hub"), cfg.now),
+		upgrader: newUpgrader(),
+		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
 	}
 	s.echo = s.routes()
 	return s, nil
