@@ -55,6 +55,7 @@ type conn struct {
 	mu          sync.Mutex // guards the fields below
 	pending     []frame
 	inHand      int   // frames the flusher has taken but not yet written
+	ready       bool  // upgraded: ws and nc are set and may be written
 	writing     bool  // a flusher goroutine is running
 	closing     bool  // a close frame is queued; nothing more is accepted
 	closeFrame  frame // that close frame
@@ -81,28 +82,36 @@ func (s *Server) websocket(c echo.Context) error {
 		return errorf(http.StatusForbidden, "origin_forbidden",
 			"origin %q may not open a WebSocket; add it to [server] allowed_origins", c.Request().Header.Get("Origin"))
 	}
-	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
-	if err != nil {
-		return nil // the upgrader has answered the client
-	}
-	nc := ws.NetConn()
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(sendBuffer) // a tuning; the default works too
-	}
 	cn := &conn{
-		s: s, ws: ws, nc: nc, user: currentUser(c), ip: c.RealIP(),
+		s: s, user: currentUser(c), ip: c.RealIP(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.HTTP.WSRate), s.cfg.HTTP.WSBurst),
 		readEnd: make(chan struct{}), done: make(chan struct{}),
 	}
 	if d, ok := currentDevice(c); ok {
 		cn.device, cn.deviceID = d, d.ID
 	}
+	// Registered before the upgrade answers, so every event published after
+	// the client sees 101 reaches it; until then events only queue.
 	first, ok := s.hub.add(cn)
 	if !ok {
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(time.Second))
-		_ = ws.Close() // shutting down; nothing to report
-		return nil
+		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; reconnect shortly")
 	}
+	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
+	if err != nil {
+		s.hub.remove(cn)
+		cn.closeSocket()
+		return nil // the upgrader has answered the client
+	}
+	if s.afterUpgrade != nil {
+		s.afterUpgrade()
+	}
+	nc := ws.NetConn()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer) // a tuning; the default works too
+	}
+	cn.mu.Lock()
+	cn.ws, cn.nc, cn.ready = ws, nc, true
+	cn.startFlush()
 	s.log.Debug("websocket opened", "user", cn.user.Username, "ip", c.RealIP())
 	if first {
 		s.hub.presence(c.Request().Context(), cn.user, true)
@@ -157,10 +166,13 @@ func (c *conn) enqueue(f frame) {
 	c.startFlush()
 }
 
-// startFlush starts the flusher unless one runs; c.mu must be held, and is released.
+// startFlush starts the flusher unless one runs or the upgrade is not
+// done yet; c.mu must be held, and is released.
 func (c *conn) startFlush() {
-	start := !c.writing
-	c.writing = true
+	start := c.ready && !c.writing
+	if start {
+		c.writing = true
+	}
 	c.mu.Unlock()
 	if start {
 		go c.flush()
@@ -231,7 +243,9 @@ func (c *conn) flush() {
 // closeSocket closes the connection at once.
 func (c *conn) closeSocket() {
 	c.shut.Do(func() {
-		_ = c.nc.Close() // nothing to do about a failed close
+		if c.nc != nil { // nil when the upgrade failed
+			_ = c.nc.Close() // nothing to do about a failed close
+		}
 		close(c.done)
 	})
 }

@@ -33,6 +33,7 @@ type testServer struct {
 	Store *store.Store
 	Cfg   server.Config
 	Clock *clock
+	Srv   *server.Server
 	stop  func()
 }
 
@@ -72,7 +73,7 @@ func startServer(t testing.TB, cfg server.Config) *testServer {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	var once sync.Once
-	ts := &testServer{URL: "http://" + ln.Addr().String(), Store: st, Cfg: cfg, Clock: clk}
+	ts := &testServer{URL: "http://" + ln.Addr().String(), Store: st, Cfg: cfg, Clock: clk, Srv: srv}
 	ts.stop = func() {
 		once.Do(func() {
 			cancel()

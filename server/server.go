@@ -38,6 +38,8 @@ type Server struct {
 	upgrader  *websocket.Upgrader
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
+
+	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
 
 // New builds a server over an open store. The store stays the caller's to close.

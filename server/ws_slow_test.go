@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"mesh/protocol"
+	"mesh/server"
 )
 
 // TestStalledClientDoesNotDelayOthers: one member never reads; 50 others
@@ -138,4 +139,40 @@ func countMessages(ws *websocket.Conn, n int) error {
 		got++
 	}
 	return nil
+}
+
+// TestEventsReachSessionFromUpgrade: a session is registered before the
+// upgrade answers, so a message posted the moment Dial returns is never
+// missed (a client need not send system.hello first to be live).
+func TestEventsReachSessionFromUpgrade(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, t.TempDir())
+	cfg.HTTP.WSRate, cfg.HTTP.WSBurst = 10_000, 10_000
+	ts := startServer(t, cfg)
+	// The client sees 101 before the server's handler returns; widen
+	// that window so a late registration would lose the message.
+	server.SetAfterUpgrade(ts.Srv, func() { time.Sleep(20 * time.Millisecond) })
+	tok := ts.register(t, "alice", "secret1")
+	room := ts.createRoom(t, tok, "r", "public")
+	sender := ts.dial(t, tok)
+	const rounds = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, rounds)
+	for i := range rounds {
+		ws := dialRaw(t, ts, tok)
+		sender.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: fmt.Sprint("m", i), ClientMsgID: fmt.Sprint(i)})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer ws.Close()
+			errs <- countMessages(ws, 1)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
