@@ -70,6 +70,8 @@ type sender struct {
 	resumed int64
 	total   int64
 	rep     *replies
+	free    chan []byte // chunk buffers not in use, made as needed
+	spare   int         // buffers not made yet
 }
 
 // run does the whole transfer; it returns only after the reply reader is done
@@ -208,7 +210,6 @@ func (sd *sender) apply(ctx context.Context, p plan) error {
 
 // stream writes every accepted file's data: a file frame, then its chunks.
 func (sd *sender) stream(ctx context.Context) error {
-	buf := make([]byte, sd.chunk)
 	var ff [fileFrameLen]byte
 	var cf [chunkFrameLen]byte
 	pr := Progress{Total: sd.total, Bytes: sd.resumed}
@@ -235,7 +236,7 @@ func (sd *sender) stream(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open %s: %w", src.local, err)
 		}
-		err = sd.chunks(ctx, f, src, uint32(i), off, buf, &cf, &pr)
+		err = sd.chunks(ctx, f, src, uint32(i), off, &cf, &pr)
 		f.Close() // read-only
 		if err != nil {
 			return fmt.Errorf("send %s: %w", src.local, err)
@@ -246,52 +247,110 @@ func (sd *sender) stream(ctx context.Context) error {
 	return nil
 }
 
-// chunks sends bytes off…size of src, open as f, as chunk frames. A file of
-// one chunk that looks unchanged since it was hashed is not hashed again:
+// sendBuffers is how many chunk buffers circulate between the goroutine
+// reading and hashing a file and the one writing frames.
+const sendBuffers = 3
+
+// readChunk is one chunk read and hashed ahead of the writer.
+type readChunk struct {
+	buf []byte // a buffer from sd.free, data in buf[:n]
+	n   int
+	off int64
+	sum [32]byte
+	err error
+}
+
+// chunks sends bytes off…size of src, open as f, as chunk frames. The next
+// chunks are read and hashed on a goroutine of their own while this one
+// writes, so the disk, the hash and the transport's packing overlap. A file
+// of one chunk that looks unchanged since it was hashed is not hashed again:
 // its chunk hash is its whole-file hash.
-func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uint32, off int64, buf []byte,
+func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uint32, off int64,
 	cf *[chunkFrameLen]byte, pr *Progress) error {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return err
 	}
 	var known []byte
-	if fi, err := f.Stat(); err == nil && off == 0 && src.Size <= int64(len(buf)) &&
+	if fi, err := f.Stat(); err == nil && off == 0 && src.Size <= int64(sd.chunk) &&
 		fi.Size() == src.Size && fi.ModTime().Equal(src.modTime) {
 		known, _ = hex.DecodeString(src.BLAKE3) // a 64-digit hex string: we made it
 	}
-	for off < src.Size {
-		if err := ctx.Err(); err != nil {
-			return err
-		} else if sd.rep.stopped() {
-			if sd.rep.err != nil {
-				return sd.rep.err
+	if sd.free == nil {
+		sd.free = make(chan []byte, sendBuffers)
+		sd.free <- make([]byte, sd.chunk)
+		sd.spare = sendBuffers - 1
+	}
+	if sd.spare > 0 && src.Size-off > int64(sd.chunk) { // a file of many chunks: fill the ring
+		for ; sd.spare > 0; sd.spare-- {
+			sd.free <- make([]byte, sd.chunk)
+		}
+	}
+	ahead := make(chan readChunk, sendBuffers) // never full: there are only sendBuffers buffers
+	stop := make(chan struct{})
+	go func() {
+		defer close(ahead)
+		for o := off; o < src.Size; {
+			var buf []byte
+			select {
+			case buf = <-sd.free:
+			case <-stop:
+				return
 			}
-			return fmt.Errorf("%w: summary before the data ended", ErrProtocol)
+			rc := readChunk{buf: buf, off: o, n: int(min(int64(len(buf)), src.Size-o))}
+			if _, rc.err = io.ReadFull(f, buf[:rc.n]); rc.err != nil {
+				rc.err = fmt.Errorf("read at %d (did the file change?): %w", o, rc.err)
+			} else if len(known) == len(rc.sum) {
+				copy(rc.sum[:], known)
+			} else {
+				rc.sum = blake3.Sum256(buf[:rc.n])
+			}
+			ahead <- rc
+			if rc.err != nil {
+				return
+			}
+			o += int64(rc.n)
 		}
-		n := int(min(int64(len(buf)), src.Size-off))
-		if _, err := io.ReadFull(f, buf[:n]); err != nil {
-			return fmt.Errorf("read at %d (did the file change?): %w", off, err)
+	}()
+	defer func() {
+		close(stop)
+		for rc := range ahead { // the reader has stopped once ahead is closed
+			sd.free <- rc.buf
 		}
-		h := chunkHeader{index: index, offset: off, length: uint32(n)}
-		if len(known) == len(h.sum) {
-			copy(h.sum[:], known)
-		} else {
-			h.sum = blake3.Sum256(buf[:n])
+	}()
+	for rc := range ahead {
+		err := rc.err
+		if err == nil {
+			err = sd.writeChunk(ctx, index, rc, cf)
 		}
-		h.put(cf)
-		if _, err := sd.bw.Write(cf[:]); err != nil {
+		sd.free <- rc.buf
+		if err != nil {
 			return err
 		}
-		if _, err := sd.bw.Write(buf[:n]); err != nil {
-			return err
-		}
-		off += int64(n)
-		sd.sent += int64(n)
-		pr.FileBytes += int64(n)
-		pr.Bytes += int64(n)
+		sd.sent += int64(rc.n)
+		pr.FileBytes += int64(rc.n)
+		pr.Bytes += int64(rc.n)
 		sd.progress(pr)
 	}
 	return nil
+}
+
+// writeChunk writes one chunk frame, unless the transfer was stopped.
+func (sd *sender) writeChunk(ctx context.Context, index uint32, rc readChunk, cf *[chunkFrameLen]byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	} else if sd.rep.stopped() {
+		if sd.rep.err != nil {
+			return sd.rep.err
+		}
+		return fmt.Errorf("%w: summary before the data ended", ErrProtocol)
+	}
+	h := chunkHeader{index: index, offset: rc.off, length: uint32(rc.n), sum: rc.sum}
+	h.put(cf)
+	if _, err := sd.bw.Write(cf[:]); err != nil {
+		return err
+	}
+	_, err := sd.bw.Write(rc.buf[:rc.n])
+	return err
 }
 
 func (sd *sender) progress(pr *Progress) {

@@ -40,6 +40,7 @@ type sink struct {
 	f       *os.File // the file being written; run's goroutine only
 	h       *blake3.Hasher
 	flushed int64 // f's bytes before this offset are being written back
+	direct  bool  // f is open for direct I/O
 
 	mu   sync.Mutex
 	acks []ackMsg // guarded by mu: finished files not yet acknowledged
@@ -81,11 +82,11 @@ func (k *sink) run() {
 func (k *sink) do(j job) error {
 	switch {
 	case j.data != nil:
-		if _, err := k.f.Write(j.data); err != nil {
+		if err := k.write(j); err != nil {
 			return fmt.Errorf("write %s: %w", j.it.disk, err)
 		}
 		k.h.Write(j.data)
-		if end := j.off + int64(len(j.data)); end-k.flushed >= writebackEvery {
+		if end := j.off + int64(len(j.data)); !k.direct && end-k.flushed >= writebackEvery {
 			startWriteback(k.f, k.flushed, end-k.flushed)
 			k.flushed = end
 		}
@@ -100,11 +101,32 @@ func (k *sink) do(j job) error {
 		k.mu.Unlock()
 	default:
 		var err error
-		k.f, k.h, err = openPart(j.it, j.off)
+		k.f, k.h, k.direct, err = openPart(j.it, j.off)
 		k.flushed = j.off
 		return err
 	}
 	return nil
+}
+
+// write writes a chunk at the file's current offset, leaving direct I/O
+// for good at the first chunk it cannot take (a file's short last chunk,
+// or a file system that refuses it).
+func (k *sink) write(j job) error {
+	if k.direct && !directOK(j.data, j.off) {
+		if err := stopDirect(k.f); err != nil {
+			return err
+		}
+		k.direct = false
+	}
+	_, err := k.f.Write(j.data)
+	if err != nil && k.direct && isDirectRefused(err) {
+		// A refused direct write wrote nothing: retry it through the page cache.
+		if err = stopDirect(k.f); err == nil {
+			k.direct = false
+			_, err = k.f.Write(j.data)
+		}
+	}
+	return err
 }
 
 // takeAcks returns the acknowledgements produced since the last call.
@@ -123,11 +145,16 @@ func (k *sink) close() error {
 	return k.err
 }
 
-// openPart opens the file that receives it's data from off: created
+// directMin is the size from which a file's data is written with direct
+// I/O; below it the page cache's copy costs little.
+const directMin = 8 << 20
+
+// openPart opens the file that receives its data from off: created
 // exclusively if nothing was there, truncated if a planned resume is not
-// taken, never through a symlink. It returns the whole-file hasher, primed
+// taken, never through a symlink, and for direct I/O when the rest is large
+// and the file system allows it. It returns the whole-file hasher, primed
 // with the resumed prefix.
-func openPart(it *item, off int64) (*os.File, *blake3.Hasher, error) {
+func openPart(it *item, off int64) (f *os.File, h *blake3.Hasher, direct bool, err error) {
 	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
 	switch {
 	case it.fresh:
@@ -135,17 +162,27 @@ func openPart(it *item, off int64) (*os.File, *blake3.Hasher, error) {
 	case off == 0:
 		flags |= os.O_TRUNC
 	}
-	h := it.prefix
+	h = it.prefix
 	if off == 0 {
 		h = blake3.New()
 	}
-	f, err := os.OpenFile(it.disk, flags, 0o600)
+	direct = directFlag != 0 && it.Size-off >= directMin
+	if direct {
+		f, err = os.OpenFile(it.disk, flags|directFlag, 0o600)
+		if isDirectRefused(err) {
+			// The file system may have created the file before refusing.
+			direct, flags = false, flags&^os.O_EXCL|os.O_TRUNC
+		}
+	}
+	if !direct {
+		f, err = os.OpenFile(it.disk, flags, 0o600)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", it.disk, err)
+		return nil, nil, false, fmt.Errorf("create %s: %w", it.disk, err)
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		f.Close() // nothing written
-		return nil, nil, fmt.Errorf("resume %s: %w", it.disk, err)
+		return nil, nil, false, fmt.Errorf("resume %s: %w", it.disk, err)
 	}
-	return f, h, nil
+	return f, h, direct, nil
 }
