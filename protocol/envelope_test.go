@@ -172,9 +172,6 @@ func TestUnmarshalNestedAndBytes(t *testing.T) {
 		Payload: json.RawMessage(`{"endpoints":{"target":{"port":"5000"}}}`)}
 	checkErr(t, e.Unmarshal(&protocol.P2PSession{}), protocol.ErrMalformed, `"endpoints.target.port" must be an integer`)
 
-	e = protocol.Envelope{Type: protocol.TypeTerminalOutput, Payload: json.RawMessage(`{"data":"not base64!"}`)}
-	checkErr(t, e.Unmarshal(&protocol.TerminalOutput{}), protocol.ErrMalformed, "terminal.output payload")
-
 	e = protocol.Envelope{Type: protocol.TypeChatCreated, Payload: json.RawMessage(`{"message":{"created_at":"noon"}}`)}
 	checkErr(t, e.Unmarshal(&protocol.ChatCreated{}), protocol.ErrMalformed, "chat.message.created payload")
 }

@@ -23,24 +23,33 @@ const (
 
 // P2PSessionRequest is the payload of p2p.session.request and the body of
 // POST /api/p2p/sessions: a token for InitiatorDeviceID (default: the
-// caller's device) to reach TargetDeviceID directly over QUIC.
+// caller's device) to reach TargetDeviceID directly over QUIC. A terminal
+// session names the share instead (ShareID); the server knows its device.
 type P2PSessionRequest struct {
 	Kind              string `json:"kind"`
-	TargetDeviceID    string `json:"target_device_id"`
+	TargetDeviceID    string `json:"target_device_id,omitempty"`
 	InitiatorDeviceID string `json:"initiator_device_id,omitempty"`
-	TTL               int    `json:"ttl,omitempty"` // seconds; 0 means DefaultSessionTTL
+	ShareID           string `json:"share_id,omitempty"` // terminal sessions only
+	TTL               int    `json:"ttl,omitempty"`      // seconds; 0 means DefaultSessionTTL
 }
 
-// Validate checks kind is [SessionFile] or [SessionTerminal], the target is
-// named and ttl is 0 or [MinSessionTTL]–[MaxSessionTTL]. Its errors wrap
-// [ErrMalformed].
+// Validate checks kind is [SessionFile] (with target_device_id) or
+// [SessionTerminal] (with share_id) and ttl is 0 or
+// [MinSessionTTL]–[MaxSessionTTL]. Its errors wrap [ErrMalformed].
 func (r P2PSessionRequest) Validate() error {
 	switch {
 	case r.Kind != SessionFile && r.Kind != SessionTerminal:
 		return invalid("kind", `must be "file" or "terminal", got %q`, r.Kind)
+	case r.Kind == SessionTerminal:
+		if err := shareID(r.ShareID); err != nil {
+			return err
+		}
 	case r.TargetDeviceID == "":
 		return invalid("target_device_id", "is required")
-	case r.TTL != 0 && (r.TTL < MinSessionTTL || r.TTL > MaxSessionTTL):
+	case r.ShareID != "":
+		return invalid("share_id", "is only for terminal sessions")
+	}
+	if r.TTL != 0 && (r.TTL < MinSessionTTL || r.TTL > MaxSessionTTL) {
 		return invalid("ttl", "must be %d-%d seconds (or left out for %d), got %d",
 			MinSessionTTL, MaxSessionTTL, DefaultSessionTTL, r.TTL)
 	}
@@ -71,6 +80,7 @@ type P2PSession struct {
 	Kind              string    `json:"kind"`
 	InitiatorDeviceID string    `json:"initiator_device_id"`
 	TargetDeviceID    string    `json:"target_device_id"`
+	ShareID           string    `json:"share_id,omitempty"` // terminal sessions: the share to join
 	Endpoints         Endpoints `json:"endpoints"`
 }
 
@@ -126,31 +136,6 @@ func (t TerminalOpen) Validate() error {
 		return err
 	}
 	return size(t.Cols, t.Rows)
-}
-
-// TerminalOutput is the payload of terminal.output: raw bytes the shared
-// program wrote (base64 on the wire, since they need not be UTF-8).
-type TerminalOutput struct {
-	ShareID string `json:"share_id"`
-	Data    []byte `json:"data"`
-}
-
-// Validate checks share_id. Its errors wrap [ErrMalformed].
-func (t TerminalOutput) Validate() error { return shareID(t.ShareID) }
-
-// TerminalInput is the payload of terminal.input: keystrokes from a viewer,
-// as the browser's terminal hands them over (UTF-8 text).
-type TerminalInput struct {
-	ShareID string `json:"share_id"`
-	Data    string `json:"data"`
-}
-
-// Validate checks share_id and that there is data. Its errors wrap [ErrMalformed].
-func (t TerminalInput) Validate() error {
-	if t.Data == "" {
-		return invalid("data", "is empty")
-	}
-	return shareID(t.ShareID)
 }
 
 // TerminalResize is the payload of terminal.resize: the shared terminal is
@@ -247,9 +232,16 @@ type DeviceRevoked struct {
 	DeviceID string `json:"device_id"`
 }
 
+// shareID checks a share id: it goes into URLs and command lines, so it is
+// letters, digits, '-' and '_' only.
 func shareID(id string) error {
 	if id == "" || len(id) > MaxShareID {
 		return invalid("share_id", "must be 1-%d bytes, got %d", MaxShareID, len(id))
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return invalid("share_id", "may hold only letters, digits, '-' and '_', got %q", id)
+		}
 	}
 	return nil
 }

@@ -38,8 +38,8 @@ const (
 	TypeCallHangup Type = "call.hangup" // relayed, [Call]
 
 	TypeTerminalOpen    Type = "terminal.open"    // sharer → server → viewers, [TerminalOpen]
-	TypeTerminalOutput  Type = "terminal.output"  // sharer → server → viewers, [TerminalOutput]
-	TypeTerminalInput   Type = "terminal.input"   // viewer → server → sharer, [TerminalInput]
+	TypeTerminalOutput  Type = "terminal.output"  // sharer → server → viewers, a binary [TermFrame], never JSON
+	TypeTerminalInput   Type = "terminal.input"   // viewer → server → sharer, a binary [TermFrame], never JSON
 	TypeTerminalResize  Type = "terminal.resize"  // sharer → server → viewers, [TerminalResize]
 	TypeTerminalExit    Type = "terminal.exit"    // sharer → server → viewers, [TerminalExit]
 	TypeTerminalWatch   Type = "terminal.watch"   // viewer → server, [TerminalRef]
@@ -65,8 +65,10 @@ func (t Type) Known() bool {
 }
 
 // ClientSent reports whether a client may send t to the server. A server
-// answers any other type from a client with system.error; every terminal.*
-// type counts as client-sent because the sharing agent is a client too.
+// answers any other type from a client with system.error; every JSON
+// terminal.* type counts as client-sent because the sharing agent is a
+// client too. terminal.output and terminal.input are never JSON (see
+// [TermFrame]), so neither is Known.
 func (t Type) ClientSent() bool {
 	switch t {
 	case TypeSystemHello,
@@ -74,7 +76,7 @@ func (t Type) ClientSent() bool {
 		TypeChatSend, TypeChatTyping,
 		TypeP2PSessionRequest,
 		TypeCallInvite, TypeCallAccept, TypeCallReject, TypeCallOffer, TypeCallAnswer, TypeCallICE, TypeCallHangup,
-		TypeTerminalOpen, TypeTerminalOutput, TypeTerminalInput, TypeTerminalResize, TypeTerminalExit,
+		TypeTerminalOpen, TypeTerminalResize, TypeTerminalExit,
 		TypeTerminalWatch, TypeTerminalUnwatch, TypeTerminalViewers,
 		TypeTransferReport:
 		return true
