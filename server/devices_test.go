@@ -168,7 +168,7 @@ func TestP2PSessions(t *testing.T) {
 	}
 	// Sharing a room opens bob's device to alice (its agent still applies accept_from).
 	ts.do(t, "POST", "/api/rooms/direct", []byte(`{"username":"bob"}`), atok)
-	if a := ts.do(t, "POST", "/api/p2p/sessions", []byte(`{"kind":"terminal","target_device_id":"bobs-pc","initiator_device_id":"laptop"}`), atok); a.Status != 201 {
+	if a := ts.do(t, "POST", "/api/p2p/sessions", []byte(`{"kind":"file","target_device_id":"bobs-pc","initiator_device_id":"laptop"}`), atok); a.Status != 201 {
 		t.Fatalf("session to a room-mate's device = %d %s", a.Status, a.Body)
 	}
 	// Over the WebSocket too.
