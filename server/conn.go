@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -51,6 +52,14 @@ type conn struct {
 	// its ID is empty for a user's own sessions (browsers, scripts).
 	device store.Device
 	ip     string // the client's address as the server sees it
+	seq    uint64 // the order sessions opened in; set by hub.add under hub.mu
+	// sharing is set once the session shares a terminal (terminal.open): it
+	// is then a share-terminal process, not the device's agent daemon.
+	sharing atomic.Bool
+	// shareLimit bounds a sharer's terminal output in bytes rather than
+	// frames: a busy program's output is many frames, all legitimate. Set
+	// with sharing, used by the reader goroutine only.
+	shareLimit *rate.Limiter
 
 	mu          sync.Mutex // guards the fields below
 	pending     []frame
@@ -259,7 +268,9 @@ func (c *conn) readLoop() {
 		case <-time.After(2 * lingerWait):
 			c.closeSocket()
 		}
-		if c.s.hub.remove(c) {
+		last := c.s.hub.remove(c)
+		c.s.dropTerminals(c) // after remove: a watcher told the share ended finds the device set updated
+		if last {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			c.s.hub.presence(ctx, c.user, false)
@@ -269,7 +280,7 @@ func (c *conn) readLoop() {
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // a failed deadline shows up as a failed read
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		_, r, err := c.ws.NextReader()
+		mt, r, err := c.ws.NextReader()
 		if err != nil {
 			return
 		}
@@ -291,7 +302,7 @@ func (c *conn) readLoop() {
 			c.close(websocket.CloseMessageTooBig, "frame over 64 KiB")
 			continue
 		}
-		if !c.limiter.Allow() {
+		if !c.allow(mt, len(b)) {
 			c.reply("", protocol.CodeRateLimited, "too many frames; slow down and reconnect")
 			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			continue
@@ -301,6 +312,10 @@ func (c *conn) readLoop() {
 		handled := make(chan struct{})
 		go func() {
 			defer close(handled)
+			if mt == websocket.BinaryMessage {
+				c.s.onTermFrame(c, b)
+				return
+			}
 			env, err := protocol.Decode(b)
 			if err != nil {
 				c.reply(env.ID, protocol.ErrorCode(err), err.Error())
@@ -310,6 +325,22 @@ func (c *conn) readLoop() {
 		}()
 		<-handled
 	}
+}
+
+// Terminal output a sharer may send: far above what a terminal produces
+// (FACTS.md: ~24 MB/s flat out), low enough to stop a flood.
+const (
+	shareBytesPerSec = 32 << 20
+	shareBurst       = 64 << 20
+)
+
+// allow applies the rate limit to one message of type mt and n bytes: a
+// sharer's binary output counts bytes, everything else counts frames.
+func (c *conn) allow(mt, n int) bool {
+	if mt == websocket.BinaryMessage && c.shareLimit != nil {
+		return c.shareLimit.AllowN(time.Now(), n)
+	}
+	return c.limiter.Allow()
 }
 
 // reply sends system.error to this session only.

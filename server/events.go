@@ -45,6 +45,18 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 		err = s.onSessionRequest(ctx, c, env)
 	case protocol.TypeTransferReport:
 		err = s.onTransferReport(ctx, c, env)
+	case protocol.TypeTerminalOpen:
+		err = s.onTerminalOpen(c, env)
+	case protocol.TypeTerminalWatch:
+		err = s.onTerminalWatch(c, env)
+	case protocol.TypeTerminalUnwatch:
+		err = s.onTerminalUnwatch(c, env)
+	case protocol.TypeTerminalResize:
+		err = s.onTerminalResize(c, env)
+	case protocol.TypeTerminalExit:
+		err = s.onTerminalExit(c, env)
+	case protocol.TypeTerminalViewers:
+		err = wsErr(protocol.CodeInvalid, "%s is sent by the server, not by clients", env.Type)
 	default:
 		if env.Type.ClientSent() {
 			err = wsErr(protocol.CodeUnsupported, "%s is not available on this server yet", env.Type)

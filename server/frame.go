@@ -16,6 +16,11 @@ func textFrame(payload []byte) frame {
 	return makeFrame(websocket.TextMessage, payload)
 }
 
+// binaryFrame frames payload as one final binary message (terminal bytes).
+func binaryFrame(payload []byte) frame {
+	return makeFrame(websocket.BinaryMessage, payload)
+}
+
 // pingFrame is the keep-alive every session gets each pingPeriod.
 var pingFrame = makeFrame(websocket.PingMessage, nil)
 

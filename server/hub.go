@@ -22,9 +22,10 @@ type hub struct {
 	store *store.Store
 	now   func() time.Time
 
-	mu      sync.RWMutex                 // guards conns, devices, rooms, closed
-	conns   map[int64]map[*conn]struct{} // user id → live sessions
-	devices map[string]*conn             // device id → its newest session
+	mu      sync.RWMutex                  // guards conns, devices, opened, rooms, closed
+	conns   map[int64]map[*conn]struct{}  // user id → live sessions
+	devices map[string]map[*conn]struct{} // device id → live sessions of that device
+	opened  uint64                        // sessions added so far; numbers them in order
 	// rooms caches member ids per room. Entries load under mu's write lock
 	// and change under it after the store, so a load never races an update.
 	rooms  map[int64]map[int64]struct{}
@@ -33,7 +34,7 @@ type hub struct {
 
 func newHub(st *store.Store, log *slog.Logger, now func() time.Time) *hub {
 	return &hub{log: log, store: st, now: now,
-		conns: make(map[int64]map[*conn]struct{}), devices: make(map[string]*conn),
+		conns: make(map[int64]map[*conn]struct{}), devices: make(map[string]map[*conn]struct{}),
 		rooms: make(map[int64]map[int64]struct{})}
 }
 
@@ -64,8 +65,15 @@ func (h *hub) add(c *conn) (first, ok bool) {
 		h.conns[c.user.ID] = set
 	}
 	set[c] = struct{}{}
+	h.opened++
+	c.seq = h.opened
 	if c.device.ID != "" {
-		h.devices[c.device.ID] = c
+		ds := h.devices[c.device.ID]
+		if ds == nil {
+			ds = make(map[*conn]struct{})
+			h.devices[c.device.ID] = ds
+		}
+		ds[c] = struct{}{}
 	}
 	return len(set) == 1, true
 }
@@ -82,8 +90,11 @@ func (h *hub) remove(c *conn) (last bool) {
 		return false
 	}
 	delete(set, c)
-	if c.device.ID != "" && h.devices[c.device.ID] == c {
-		delete(h.devices, c.device.ID)
+	if ds := h.devices[c.device.ID]; ds != nil {
+		delete(ds, c)
+		if len(ds) == 0 {
+			delete(h.devices, c.device.ID)
+		}
 	}
 	if len(set) == 0 {
 		delete(h.conns, c.user.ID)
@@ -270,11 +281,29 @@ func (h *hub) pingAll(ctx context.Context) {
 	}
 }
 
-// deviceConn returns a device's live session, or nil when it is offline.
+// deviceConn returns the session that speaks for a device (its agent
+// daemon), or nil when it is offline: the newest of its sessions that
+// announced a QUIC endpoint, else the newest at all. Sessions sharing a
+// terminal never count: they serve their share only.
 func (h *hub) deviceConn(id string) *conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.devices[id]
+	var best, fallback *conn
+	for c := range h.devices[id] {
+		if c.sharing.Load() {
+			continue
+		}
+		if fallback == nil || c.seq > fallback.seq {
+			fallback = c
+		}
+		if ep := c.endpoint(); ep.Port != 0 && ep.Fingerprint != "" && (best == nil || c.seq > best.seq) {
+			best = c
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return fallback
 }
 
 // closeDevice closes every session authenticated as device id.

@@ -20,7 +20,9 @@ const sessionTokenPrefix = "mst_"
 
 // newSession issues a single-use token for initiator → target and tells both
 // agents. caller is the device that asked (empty for a user's own session),
-// callerIP the address the request came from.
+// callerIP the address the request came from. The target of a file session
+// is a device's agent daemon; that of a terminal session is the agent
+// sharing req.ShareID, and only it hears of the session.
 func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP string, req protocol.P2PSessionRequest) (protocol.P2PSession, error) {
 	var none protocol.P2PSession
 	if err := req.Validate(); err != nil {
@@ -41,30 +43,16 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 	} else if err != nil {
 		return none, err
 	}
-	to, err := s.store.DeviceByID(ctx, req.TargetDeviceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return none, errorf(http.StatusNotFound, "device_not_found", "no device %q", req.TargetDeviceID)
-	} else if err != nil {
+	var to string
+	var tc *conn // the target agent's WebSocket session; it gets p2p.session.created
+	var target protocol.Endpoint
+	if req.Kind == protocol.SessionTerminal {
+		to, tc, target, err = s.shareTarget(u, from.ID, req)
+	} else {
+		to, tc, target, err = s.fileTarget(ctx, u, from.ID, req.TargetDeviceID)
+	}
+	if err != nil {
 		return none, err
-	}
-	if to.ID == from.ID {
-		return none, errorf(http.StatusBadRequest, "invalid_request", "initiator and target are the same device")
-	}
-	if to.UserID != u.ID {
-		if ok, err := s.hub.shareRoom(ctx, u.ID, to.UserID); err != nil {
-			return none, err
-		} else if !ok {
-			return none, errorf(http.StatusForbidden, "forbidden",
-				"device %q belongs to someone you share no room with; its owner must also list you in [agent] accept_from", to.ID)
-		}
-	}
-	tc := s.hub.deviceConn(to.ID)
-	if tc == nil {
-		return none, errorf(http.StatusConflict, "device_offline", "device %q is offline: start 'mesh agent run' on it", to.ID)
-	}
-	target := tc.endpoint()
-	if target.Port == 0 || target.Fingerprint == "" {
-		return none, errorf(http.StatusConflict, "device_offline", "device %q has not announced its QUIC endpoint; restart its agent", to.ID)
 	}
 	ini := protocol.Endpoint{IP: callerIP, Fingerprint: from.Fingerprint}
 	fc := s.hub.deviceConn(from.ID)
@@ -83,11 +71,11 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 		SessionID:    randomHex(16),
 		SessionToken: sessionTokenPrefix + randomToken(),
 		ExpiresAt:    now.Add(time.Duration(ttl) * time.Second).Truncate(time.Second),
-		Kind:         req.Kind, InitiatorDeviceID: from.ID, TargetDeviceID: to.ID,
+		Kind:         req.Kind, InitiatorDeviceID: from.ID, TargetDeviceID: to, ShareID: req.ShareID,
 		Endpoints: protocol.Endpoints{Initiator: ini, Target: target},
 	}
 	if err := s.store.RecordSession(ctx, store.P2PSession{ID: sess.SessionID, TokenHash: store.HashToken(sess.SessionToken),
-		Kind: sess.Kind, UserID: u.ID, InitiatorDevice: from.ID, TargetDevice: to.ID, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil {
+		Kind: sess.Kind, UserID: u.ID, InitiatorDevice: from.ID, TargetDevice: to, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil {
 		return none, err
 	}
 	ev, err := s.hub.event(protocol.TypeP2PSessionCreated, u.Username, sess)
@@ -98,8 +86,40 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 	if fc != nil {
 		fc.enqueue(ev)
 	}
-	s.log.Info("p2p session created", "session_id", sess.SessionID, "kind", sess.Kind, "from", from.ID, "to", to.ID, "user", u.Username)
+	s.log.Info("p2p session created", "session_id", sess.SessionID, "kind", sess.Kind, "from", from.ID, "to", to,
+		"share_id", sess.ShareID, "user", u.Username)
 	return sess, nil
+}
+
+// fileTarget resolves the target of a file session: device id's agent
+// daemon, which must be online, announced, and u's own or a room-mate's.
+func (s *Server) fileTarget(ctx context.Context, u store.User, fromDevice, id string) (string, *conn, protocol.Endpoint, error) {
+	var ep protocol.Endpoint
+	to, err := s.store.DeviceByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, ep, errorf(http.StatusNotFound, "device_not_found", "no device %q", id)
+	} else if err != nil {
+		return "", nil, ep, err
+	}
+	if to.ID == fromDevice {
+		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request", "initiator and target are the same device")
+	}
+	if to.UserID != u.ID {
+		if ok, err := s.hub.shareRoom(ctx, u.ID, to.UserID); err != nil {
+			return "", nil, ep, err
+		} else if !ok {
+			return "", nil, ep, errorf(http.StatusForbidden, "forbidden",
+				"device %q belongs to someone you share no room with; its owner must also list you in [agent] accept_from", to.ID)
+		}
+	}
+	tc := s.hub.deviceConn(to.ID)
+	if tc == nil {
+		return "", nil, ep, errorf(http.StatusConflict, "device_offline", "device %q is offline: start 'mesh agent run' on it", to.ID)
+	}
+	if ep = tc.endpoint(); ep.Port == 0 || ep.Fingerprint == "" {
+		return "", nil, ep, errorf(http.StatusConflict, "device_offline", "device %q has not announced its QUIC endpoint; restart its agent", to.ID)
+	}
+	return to.ID, tc, ep, nil
 }
 
 // endpoint is where this device session's agent listens for QUIC.

@@ -1,7 +1,8 @@
 // Package server is mesh's control plane: the echo HTTP API, authentication,
 // and the embedded web app. It owns the HTTP body types and reaches the
-// database only through package store. It does not move file or terminal
-// bytes; agents do that between themselves.
+// database only through package store. It does not move file bytes, nor
+// terminal bytes between agents (they do that between themselves over
+// QUIC); it relays a shared terminal's bytes only to browser watchers.
 package server
 
 import (
@@ -35,6 +36,7 @@ type Server struct {
 	throttle  *throttle
 	dummyHash string // compared against for unknown users
 	hub       *hub
+	terms     terminals // shared terminals that browsers watch
 	upgrader  *websocket.Upgrader
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
@@ -60,6 +62,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		cfg: cfg, store: st, log: log, key: key, admission: adm,
 		throttle: newThrottle(throttleWindow), dummyHash: string(dummy),
 		hub:      newHub(st, log.With("component", "hub"), cfg.now),
+		terms:    terminals{shares: make(map[string]*share)},
 		upgrader: newUpgrader(),
 		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
 	}
@@ -97,6 +100,7 @@ func (s *Server) routes() *echo.Echo {
 	api.DELETE("/devices/:id", s.revokeDevice, s.requireUser)
 	api.POST("/p2p/sessions", s.createSession, s.requireUser)
 	api.GET("/transfers", s.listTransfers, s.requireUser)
+	api.GET("/terminals", s.listTerminals, s.requireUser)
 	e.GET("/ws", s.websocket, s.requireUser)
 	s.webRoutes(e)
 	return e

@@ -19,6 +19,7 @@ type wsClient struct {
 	t      testing.TB
 	ws     *websocket.Conn
 	in     chan protocol.Envelope
+	bin    chan []byte   // binary messages (terminal frames), in order with in
 	closed chan struct{} // closed when the server closed us
 	cerr   error         // why, once closed
 	ids    atomic.Int64
@@ -41,7 +42,7 @@ func (ts *testServer) dial(t testing.TB, token string) *wsClient {
 		}
 		t.Fatalf("dial /ws: %v (status %d)", err, status)
 	}
-	c := &wsClient{t: t, ws: ws, in: make(chan protocol.Envelope, 4096), closed: make(chan struct{})}
+	c := &wsClient{t: t, ws: ws, in: make(chan protocol.Envelope, 4096), bin: make(chan []byte, 4096), closed: make(chan struct{})}
 	go c.readLoop()
 	t.Cleanup(func() { _ = ws.Close() })
 	return c
@@ -50,10 +51,14 @@ func (ts *testServer) dial(t testing.TB, token string) *wsClient {
 func (c *wsClient) readLoop() {
 	defer close(c.closed)
 	for {
-		_, b, err := c.ws.ReadMessage()
+		mt, b, err := c.ws.ReadMessage()
 		if err != nil {
 			c.cerr = err
 			return
+		}
+		if mt == websocket.BinaryMessage {
+			c.bin <- b
+			continue
 		}
 		env, err := protocol.Decode(b)
 		if err != nil {

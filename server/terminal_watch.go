@@ -1,0 +1,86 @@
+package server
+
+import (
+	"net/http"
+
+	"mesh/protocol"
+	"mesh/store"
+)
+
+// refuseWatch is why u may not watch share id, and the way out.
+const refuseWatch = "not allowed to watch this terminal; the sharer can add you with --allow %s"
+
+// onTerminalWatch makes c a watcher: it gets terminal.open, the kept output,
+// then live output; the sharer learns the new viewers list.
+func (s *Server) onTerminalWatch(c *conn, env protocol.Envelope) error {
+	var req protocol.TerminalRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	s.terms.mu.Lock()
+	defer s.terms.mu.Unlock()
+	sh := s.terms.shares[req.ShareID]
+	if sh == nil {
+		return wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+	}
+	if !sh.mayWatch(c.user) {
+		s.log.Info("terminal watch refused", "share_id", sh.id, "user", c.user.Username, "via", "websocket")
+		return wsErr(protocol.CodeForbidden, refuseWatch, c.user.Username)
+	}
+	w := &watcher{user: c.user, mayType: sh.allowInput} // mayWatch held: owner or allowed
+	s.sendShare(c, sh, protocol.TypeTerminalOpen, sh.openFor(w))
+	for _, f := range sh.replay() {
+		c.enqueue(f)
+	}
+	sh.watchers[c] = w // live output from here on, after the replay
+	s.sendViewers(sh)
+	return nil
+}
+
+// onTerminalUnwatch stops relaying to c; unwatching a share one does not
+// watch is harmless.
+func (s *Server) onTerminalUnwatch(c *conn, env protocol.Envelope) error {
+	var req protocol.TerminalRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	s.terms.mu.Lock()
+	defer s.terms.mu.Unlock()
+	sh := s.terms.shares[req.ShareID]
+	if sh == nil {
+		return wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+	}
+	if _, ok := sh.watchers[c]; ok {
+		delete(sh.watchers, c)
+		s.sendViewers(sh)
+	}
+	return nil
+}
+
+// shareTarget resolves the target of a terminal p2p session: the session
+// of the agent sharing req.ShareID, which u must be allowed to watch. The
+// explicit allow list is the sharer's consent, so no shared room is needed.
+func (s *Server) shareTarget(u store.User, fromDevice string, req protocol.P2PSessionRequest) (string, *conn, protocol.Endpoint, error) {
+	var ep protocol.Endpoint
+	s.terms.mu.Lock()
+	defer s.terms.mu.Unlock()
+	sh := s.terms.shares[req.ShareID]
+	switch {
+	case sh == nil:
+		return "", nil, ep, errorf(http.StatusNotFound, "not_found", "no terminal share %q is running", req.ShareID)
+	case !sh.mayWatch(u):
+		s.log.Info("terminal watch refused", "share_id", sh.id, "user", u.Username, "via", "p2p")
+		return "", nil, ep, errorf(http.StatusForbidden, "forbidden", refuseWatch, u.Username)
+	case req.TargetDeviceID != "" && req.TargetDeviceID != sh.deviceID:
+		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request",
+			"terminal share %q runs on device %q, not %q; leave target_device_id out", sh.id, sh.deviceID, req.TargetDeviceID)
+	case sh.deviceID == fromDevice:
+		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request",
+			"terminal share %q runs on this device %q; join it from another device", sh.id, fromDevice)
+	}
+	if ep = sh.sharer.endpoint(); ep.Port == 0 || ep.Fingerprint == "" {
+		return "", nil, ep, errorf(http.StatusConflict, "device_offline",
+			"the agent sharing terminal %q has not announced its QUIC endpoint; restart share-terminal", sh.id)
+	}
+	return sh.deviceID, sh.sharer, ep, nil
+}
