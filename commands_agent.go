@@ -25,7 +25,7 @@ func agentCommand() *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "agent",
-		Usage: "run on each of your machines: receive files, send files directly over QUIC",
+		Usage: "run on each of your machines: receive and send files, share terminals, directly over QUIC",
 		Subcommands: []*cli.Command{
 			{Name: "login", Usage: "enrol this machine as one of your devices",
 				Description: "Asks for your password (or reads it with --password-stdin), registers this\n" +
@@ -56,6 +56,8 @@ func agentCommand() *cli.Command {
 					&cli.StringFlag{Name: "fingerprint", Usage: "low-level: the target's certificate `FP` (sha256:…)"},
 					&cli.StringSliceFlag{Name: "file", Usage: "low-level: a `PATH` to send (repeatable)"}),
 				Action: runAgentSend},
+			shareTerminalCommand(cfgFlags),
+			joinTerminalCommand(cfgFlags),
 		},
 	}
 }

@@ -65,7 +65,8 @@ func cleanEnv() []string {
 func TestHelpGolden(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"user", "--help"}, {"user", "add", "--help"},
-		{"agent", "--help"}, {"agent", "login", "--help"}, {"agent", "send-file", "--help"}} {
+		{"agent", "--help"}, {"agent", "login", "--help"}, {"agent", "send-file", "--help"},
+		{"agent", "share-terminal", "--help"}, {"agent", "join-terminal", "--help"}} {
 		out, err := mesh(t, t.TempDir(), "", nil, args...)
 		if err != nil {
 			t.Fatalf("mesh %v: %v\n%s", args, err, out)

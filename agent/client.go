@@ -110,3 +110,11 @@ func (c *client) session(ctx context.Context, kind, target string) (protocol.P2P
 	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: kind, TargetDeviceID: target}, &s)
 	return s, err
 }
+
+// terminalSession asks the server to introduce this device to the agent
+// sharing terminal shareID.
+func (c *client) terminalSession(ctx context.Context, shareID string) (protocol.P2PSession, error) {
+	var s protocol.P2PSession
+	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: protocol.SessionTerminal, ShareID: shareID}, &s)
+	return s, err
+}

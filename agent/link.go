@@ -25,6 +25,11 @@ type link struct {
 	log     *slog.Logger
 	hello   protocol.Hello
 	onEvent func(protocol.Envelope) // called on the read goroutine
+	// onUp, if set, runs after each (re)connection's hello, on the read
+	// goroutine before any event: what the server must know again.
+	onUp func()
+	// onBinary, if set, gets the binary terminal frames the server relays.
+	onBinary func(protocol.TermFrame)
 
 	mu sync.Mutex      // guards ws
 	ws *websocket.Conn // nil while disconnected
@@ -115,8 +120,11 @@ func (l *link) session(ctx context.Context) error {
 		l.ws = nil
 		l.mu.Unlock()
 	}()
+	if l.onUp != nil {
+		l.onUp()
+	}
 	for {
-		_, b, err := ws.ReadMessage()
+		mt, b, err := ws.ReadMessage()
 		_ = ws.SetReadDeadline(time.Now().Add(serverSilence)) // as above
 		if err != nil {
 			var ce *websocket.CloseError
@@ -124,6 +132,14 @@ func (l *link) session(ctx context.Context) error {
 				return fmt.Errorf("%w (%s)", ErrRevoked, ce.Text)
 			}
 			return err
+		}
+		if mt == websocket.BinaryMessage {
+			if f, err := protocol.DecodeTermFrame(b); err != nil {
+				l.log.Warn("undecodable binary frame from the server", "err", err)
+			} else if l.onBinary != nil {
+				l.onBinary(f)
+			}
+			continue
 		}
 		env, err := protocol.Decode(b)
 		if err != nil {
@@ -152,6 +168,17 @@ func (l *link) send(t protocol.Type, payload any) bool {
 		return false
 	}
 	return l.write(l.ws, t, payload) == nil
+}
+
+// sendBinary writes one binary message now if connected and reports whether it did.
+func (l *link) sendBinary(b []byte) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ws == nil {
+		return false
+	}
+	_ = l.ws.SetWriteDeadline(time.Now().Add(10 * time.Second)) // a failed deadline shows up as a failed write
+	return l.ws.WriteMessage(websocket.BinaryMessage, b) == nil
 }
 
 // write sends one envelope; callers serialise writes (l.mu, or before the
