@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,15 +48,28 @@ func tcpPair(tb testing.TB) (client, server net.Conn) {
 }
 
 // startPTY runs sh -c script on a new 80×24 PTY in dir and returns its
-// master. Cleanup kills the process if it still runs.
+// master, non-blocking as the agent makes it (so Pump reads it raw).
+// Cleanup kills the process if it still runs.
 func startPTY(tb testing.TB, dir, script string) (*os.File, *exec.Cmd) {
 	tb.Helper()
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "PS1=$ ", "TERM=dumb"}
-	master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	blocking, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
 	if err != nil {
 		tb.Fatalf("start %q on a PTY: %v", script, err)
+	}
+	fd, err := syscall.Dup(int(blocking.Fd()))
+	if err == nil {
+		err = syscall.SetNonblock(fd, true)
+	}
+	blocking.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	master := os.NewFile(uintptr(fd), "ptmx")
+	if rawReader(master) == nil {
+		tb.Fatal("the non-blocking master is not read raw")
 	}
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill() // it may have exited already

@@ -96,6 +96,9 @@ func NewHost(cfg HostConfig) *Host {
 // out while the previous chunk was being sent goes out together, up to
 // 32 KiB a frame, but nothing waits for more to come.
 func (h *Host) Pump(r io.Reader, local io.Writer) error {
+	if rc := rawReader(r); rc != nil {
+		return h.pumpRaw(rc, local)
+	}
 	full := make(chan []byte, readBuffers)
 	free := make(chan []byte, readBuffers)
 	for range readBuffers {
