@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"mesh/store"
@@ -15,6 +16,7 @@ import (
 type Config struct {
 	HTTP HTTPConfig `toml:"server"`
 	Auth AuthConfig `toml:"auth"`
+	RTC  RTCConfig  `toml:"rtc"`
 
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time `toml:"-"`
@@ -39,6 +41,13 @@ type AuthConfig struct {
 	BcryptCost   int           `toml:"bcrypt_cost"`  // 4..31; each step doubles login time
 	SecretFile   string        `toml:"secret_file"`  // JWT signing key; "" = DB path + ".secret"
 	InviteTTL    time.Duration `toml:"invite_ttl"`   // how long an invite code stays valid
+}
+
+// RTCConfig is the [rtc] table: what browsers use to connect calls.
+type RTCConfig struct {
+	ICEServers   []string `toml:"ice_servers"`        // stun:, stuns:, turn: or turns: URLs
+	TURNUsername string   `toml:"turn_username"`      // for the turn(s): URLs
+	TURNPassFile string   `toml:"turn_password_file"` // file holding the TURN password
 }
 
 // DefaultConfig is what `mesh serve` runs with when nothing is configured.
@@ -96,6 +105,11 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.InviteTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("auth.invite_ttl %s: must be at least 1m", c.Auth.InviteTTL))
+	}
+	for _, u := range c.RTC.ICEServers {
+		if p, _, _ := strings.Cut(u, ":"); p != "stun" && p != "stuns" && p != "turn" && p != "turns" {
+			errs = append(errs, fmt.Errorf("rtc.ice_servers %q: want a stun:, stuns:, turn: or turns: URL", u))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -101,6 +101,7 @@ func (s *Server) routes() *echo.Echo {
 	api.POST("/p2p/sessions", s.createSession, s.requireUser)
 	api.GET("/transfers", s.listTransfers, s.requireUser)
 	api.GET("/terminals", s.listTerminals, s.requireUser)
+	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
 	e.GET("/ws", s.websocket, s.requireUser)
 	s.webRoutes(e)
 	return e
