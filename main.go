@@ -35,7 +35,7 @@ func newApp() *cli.App {
 		HideVersion:     true,
 		Suggest:         true,
 		HideHelpCommand: true,
-		Commands: []*cli.Command{serveCommand(), userCommand(), agentCommand(), {
+		Commands: []*cli.Command{serveCommand(), userCommand(), notifyCommand(), agentCommand(), {
 			Name:  "version",
 			Usage: "print the version of this binary",
 			Action: func(c *cli.Context) error {

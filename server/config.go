@@ -14,9 +14,10 @@ import (
 // Config is everything `mesh serve` reads from the [server] and [auth]
 // tables of the config file (and their MESH_* environment overrides).
 type Config struct {
-	HTTP HTTPConfig `toml:"server"`
-	Auth AuthConfig `toml:"auth"`
-	RTC  RTCConfig  `toml:"rtc"`
+	HTTP   HTTPConfig   `toml:"server"`
+	Auth   AuthConfig   `toml:"auth"`
+	RTC    RTCConfig    `toml:"rtc"`
+	Notify NotifyConfig `toml:"notify"`
 
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time `toml:"-"`
@@ -50,6 +51,22 @@ type RTCConfig struct {
 	TURNPassFile string   `toml:"turn_password_file"` // file holding the TURN password
 }
 
+// NotifyConfig is the [notify] table: push notifications.
+type NotifyConfig struct {
+	Gotify       GotifyConfig  `toml:"gotify"`
+	MaxPerMinute int           `toml:"max_per_minute"` // pushes one user may get a minute; more are coalesced
+	RetryMin     time.Duration `toml:"retry_min"`      // first retry after a network error or 5xx; doubles up to 10m
+	Workers      int           `toml:"workers"`        // pushes sent at once
+}
+
+// GotifyConfig is [notify.gotify]: the server-wide target for users who set
+// none of their own.
+type GotifyConfig struct {
+	URL       string `toml:"url"`
+	Token     string `toml:"token"`      // an application token
+	TokenFile string `toml:"token_file"` // or a file holding it
+}
+
 // DefaultConfig is what `mesh serve` runs with when nothing is configured.
 func DefaultConfig() Config {
 	return Config{
@@ -60,6 +77,7 @@ func DefaultConfig() Config {
 			WSRate:          20,
 			WSBurst:         40,
 		},
+		Notify: NotifyConfig{MaxPerMinute: 6, RetryMin: 2 * time.Second, Workers: 4},
 		Auth: AuthConfig{
 			Registration: "invite",
 			TokenTTL:     24 * time.Hour,
@@ -105,6 +123,18 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.InviteTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("auth.invite_ttl %s: must be at least 1m", c.Auth.InviteTTL))
+	}
+	if c.Notify.MaxPerMinute < 1 || c.Notify.Workers < 1 || c.Notify.RetryMin <= 0 {
+		errs = append(errs, fmt.Errorf("notify.max_per_minute %d, workers %d, retry_min %s: all must be positive",
+			c.Notify.MaxPerMinute, c.Notify.Workers, c.Notify.RetryMin))
+	}
+	if g := c.Notify.Gotify; g.URL != "" {
+		if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("notify.gotify.url %q: want http(s)://host[:port]", g.URL))
+		}
+		if g.Token == "" && g.TokenFile == "" {
+			errs = append(errs, errors.New("notify.gotify: set token or token_file with url"))
+		}
 	}
 	for _, u := range c.RTC.ICEServers {
 		if p, _, _ := strings.Cut(u, ":"); p != "stun" && p != "stuns" && p != "turn" && p != "turns" {

@@ -281,8 +281,9 @@ func (s *Server) onCall(ctx context.Context, c *conn, env protocol.Envelope) err
 	} else if !ok {
 		return wsErr(protocol.CodeForbidden, "you can call only people you share a room with; send %s a direct message first", to.Username)
 	}
-	if env.Type == protocol.TypeCallInvite && !s.hub.online(to.ID) {
-		return wsErr(protocol.CodeUnavailable, "%s is offline", to.Username)
+	if env.Type == protocol.TypeCallInvite && !s.hub.present(to.ID) {
+		s.pushCall(ctx, c.user.Username, to, call)
+		return wsErr(protocol.CodeUnavailable, "%s is offline; they will get a notification if they set one up", to.Username)
 	}
 	ev, err := s.hub.event(env.Type, c.user.Username, call)
 	if err != nil {

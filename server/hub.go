@@ -109,6 +109,20 @@ func (h *hub) online(userID int64) bool {
 	return len(h.conns[userID]) > 0
 }
 
+// present reports whether userID has a session of their own open (a
+// browser, a script), not only agents: whether they can read a message or
+// answer a call now. Pushes go to users who are not present.
+func (h *hub) present(userID int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.conns[userID] {
+		if c.device.ID == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // members returns the member ids of a room, loading them once.
 func (h *hub) members(ctx context.Context, roomID int64) (map[int64]struct{}, error) {
 	h.mu.RLock()

@@ -182,6 +182,7 @@ func (s *Server) onTransferReport(ctx context.Context, c *conn, env protocol.Env
 	if err != nil {
 		return err
 	}
+	s.pushFile(ctx, c.user, r)
 	s.log.Info("transfer reported", "id", t.ID, "session_id", r.SessionID, "from", r.FromDevice, "to", r.ToDevice,
 		"bytes", r.Size, "outcome", r.Outcome, "duration_ms", r.DurationMS)
 	return nil

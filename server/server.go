@@ -40,6 +40,8 @@ type Server struct {
 	upgrader  *websocket.Upgrader
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
+	push      *pusher
+	pushIn    chan store.Message // stored messages, to runPushFeed
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
@@ -65,7 +67,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		terms:    terminals{shares: make(map[string]*share)},
 		upgrader: newUpgrader(),
 		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
+		pushIn: make(chan store.Message, 4096),
 	}
+	s.push = newPusher(s)
 	s.echo = s.routes()
 	return s, nil
 }
@@ -102,6 +106,10 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/transfers", s.listTransfers, s.requireUser)
 	api.GET("/terminals", s.listTerminals, s.requireUser)
 	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
+	api.GET("/notify", s.getNotify, s.requireUser)
+	api.PUT("/notify", s.putNotify, s.requireUser)
+	api.POST("/notify/test", s.testNotify, s.requireUser)
+	api.PUT("/rooms/:id/mute", s.muteRoom, s.requireUser)
 	e.GET("/ws", s.websocket, s.requireUser)
 	s.webRoutes(e)
 	return e
@@ -149,6 +157,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	chatDone := make(chan struct{})
 	go func() { s.runChat(); close(chatDone) }()
 	g.Go(func() error { s.hub.pingAll(ctx); return nil })
+	g.Go(func() error { s.runPushFeed(ctx); return nil })
+	g.Go(func() error { s.push.run(ctx); return nil })
 	g.Go(func() error {
 		if err := s.echo.Server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"mesh/server/notify/gotify"
+	"mesh/store"
+)
+
+// Push kinds, and the priority each gets on the phone (Gotify: 0–10).
+const (
+	kindDM      = "dm"
+	kindMention = "mention"
+	kindCall    = "call"
+	kindFile    = "file"
+	kindTest    = "test"
+)
+
+var kindPriority = map[string]int{kindCall: 10, kindDM: 8, kindMention: 7, kindFile: 5, kindTest: 5}
+
+// pushKinds are the kinds a user may turn off.
+var pushKinds = []string{kindDM, kindMention, kindCall, kindFile}
+
+const (
+	maxPushAttempts = 10
+	maxRetryWait    = 10 * time.Minute
+	pushBatch       = 64
+)
+
+// pusher drains the persisted outbox: a push is stored first, then sent by
+// a worker, so chat never waits on Gotify and a restart resumes what was
+// pending. Per user, a token bucket limits pushes; what it holds back is
+// coalesced when it falls due.
+type pusher struct {
+	s      *Server
+	client gotify.Client
+	wake   chan struct{} // a push was queued
+
+	mu     sync.Mutex // guards limits
+	limits map[int64]*rate.Limiter
+}
+
+func newPusher(s *Server) *pusher {
+	return &pusher{s: s, wake: make(chan struct{}, 1), limits: make(map[int64]*rate.Limiter)}
+}
+
+func (p *pusher) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// target is where userID's pushes go: their own Gotify, else the server's.
+func (p *pusher) target(ctx context.Context, userID int64) (gotify.Target, store.NotifySettings, error) {
+	set, err := p.s.store.NotifySettings(ctx, userID)
+	if err != nil {
+		return gotify.Target{}, set, err
+	}
+	if set.GotifyURL != "" && set.GotifyToken != "" {
+		return gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}, set, nil
+	}
+	g := p.s.cfg.Notify.Gotify
+	if g.URL == "" {
+		return gotify.Target{}, set, nil
+	}
+	tok := g.Token
+	if g.TokenFile != "" {
+		b, err := os.ReadFile(g.TokenFile)
+		if err != nil {
+			return gotify.Target{}, set, fmt.Errorf("notify.gotify.token_file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	return gotify.Target{URL: g.URL, Token: tok}, set, nil
+}
+
+// enqueue stores a push for userID unless they turned kind off, muted the
+// room, or have nowhere to send it. It never sends.
+func (p *pusher) enqueue(ctx context.Context, pu store.Push) {
+	t, set, err := p.target(ctx, pu.UserID)
+	if err != nil {
+		p.s.log.Warn("push not queued", "user_id", pu.UserID, "err", err)
+		return
+	}
+	if t.URL == "" || slices.Contains(set.KindsOff, pu.Kind) {
+		return
+	}
+	if pu.RoomID != 0 {
+		muted, err := p.s.store.MutedRooms(ctx, pu.UserID)
+		if err != nil || slices.Contains(muted, pu.RoomID) {
+			return
+		}
+	}
+	pu.Priority = kindPriority[pu.Kind]
+	if added, err := p.s.store.EnqueuePush(ctx, pu); err != nil {
+		p.s.log.Error("queue push", "user_id", pu.UserID, "kind", pu.Kind, "err", err)
+	} else if added {
+		p.poke()
+	}
+}
+
+// run sends due pushes until ctx is done, starting with every push left
+// pending by the last run.
+func (p *pusher) run(ctx context.Context) {
+	if err := p.s.store.ResumePushes(ctx); err != nil {
+		p.s.log.Error("resume pushes", "err", err)
+	}
+	for {
+		p.drain(ctx)
+		wait := 30 * time.Second
+		if next, err := p.s.store.NextPushAt(ctx); err == nil && !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// drain sends what is due, a user at a time on up to Workers goroutines.
+func (p *pusher) drain(ctx context.Context) {
+	for ctx.Err() == nil {
+		users, err := p.s.store.DuePushUsers(ctx, pushBatch)
+		if err != nil {
+			p.s.log.Error("read push outbox", "err", err)
+			return
+		}
+		if len(users) == 0 {
+			return
+		}
+		sem := make(chan struct{}, p.s.cfg.Notify.Workers)
+		var wg sync.WaitGroup
+		for _, u := range users {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				p.sendUser(ctx, u)
+			})
+		}
+		wg.Wait()
+		if len(users) < pushBatch {
+			return
+		}
+	}
+}
+
+func (p *pusher) limiter(userID int64) *rate.Limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.limits[userID]
+	if l == nil {
+		// A burst of one: the first push goes at once, and whatever comes
+		// within the next 1/n minute waits and goes as one.
+		l = rate.NewLimiter(rate.Every(time.Minute/time.Duration(p.s.cfg.Notify.MaxPerMinute)), 1)
+		p.limits[userID] = l
+	}
+	return l
+}
+
+// sendUser sends one user's due pushes: messages from one room that piled
+// up go as one push, and the rate limit holds back what it must.
+func (p *pusher) sendUser(ctx context.Context, userID int64) {
+	pending, err := p.s.store.PendingPushes(ctx, userID)
+	if err != nil || len(pending) == 0 {
+		return
+	}
+	t, _, err := p.target(ctx, userID)
+	if err != nil || t.URL == "" {
+		if err := p.s.store.FinishPushes(ctx, store.PushFailed, "no Gotify target any more", pushIDs(pending)...); err != nil {
+			p.s.log.Error("record pushes failed", "user_id", userID, "err", err)
+		}
+		return
+	}
+	lim := p.limiter(userID)
+	for _, group := range coalesce(pending) {
+		// Chat is what floods a phone: it alone is rate-limited. A call or
+		// a received file goes at once.
+		chat := group[0].Kind == kindDM || group[0].Kind == kindMention
+		if chat {
+			if tokens := lim.TokensAt(time.Now()); tokens < 1 {
+				wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
+				if err := p.s.store.DelayPushes(ctx, wait, pushIDs(group)...); err != nil {
+					p.s.log.Error("delay pushes", "user_id", userID, "err", err)
+				}
+				continue
+			}
+		}
+		if p.sendGroup(ctx, t, group) && chat {
+			lim.Allow() // only delivered pushes count against the limit
+		}
+	}
+}
+
+// sendGroup sends one push (for a coalesced group, a summary), records the
+// outcome for every push in the group, and reports whether it went out.
+func (p *pusher) sendGroup(ctx context.Context, t gotify.Target, group []store.Push) bool {
+	first, ids := group[len(group)-1], pushIDs(group) // the newest speaks for the rest
+	msg := gotify.Message{Title: first.Title, Message: first.Message, Priority: first.Priority, ClickURL: first.ClickURL}
+	if len(group) > 1 {
+		msg.Title = fmt.Sprintf("%d new messages%s", len(group), roomSuffix(first.Title))
+		msg.Message = "latest: " + first.Message
+	}
+	_, err := p.client.Send(ctx, t, msg)
+	switch {
+	case err == nil:
+		if len(group) > 1 {
+			_ = p.s.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...) // as for sent below
+		}
+		if err := p.s.store.FinishPushes(ctx, store.PushSent, "", first.ID); err != nil {
+			p.s.log.Error("record push sent", "push_id", first.ID, "err", err)
+		}
+		_ = p.s.store.SetNotifyError(ctx, first.UserID, "") // a push got through: clear an old failure
+		return true
+	case errors.Is(err, gotify.ErrRejected):
+		p.s.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
+		_ = p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...) // the error is logged above
+		_ = p.s.store.SetNotifyError(ctx, first.UserID, "Gotify refused the push: "+err.Error())
+	default:
+		for _, pu := range group {
+			if pu.Attempts+1 >= maxPushAttempts {
+				_ = p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), pu.ID) // logged below
+				_ = p.s.store.SetNotifyError(ctx, pu.UserID, fmt.Sprintf("gave up after %d attempts: %v", maxPushAttempts, err))
+				continue
+			}
+			if err := p.s.store.RetryPush(ctx, pu.ID, retryWait(p.s.cfg.Notify.RetryMin, pu.Attempts), err.Error()); err != nil {
+				p.s.log.Error("record push retry", "push_id", pu.ID, "err", err)
+			}
+		}
+		p.s.log.Info("push failed; will retry", "user_id", first.UserID, "attempt", first.Attempts+1, "err", err)
+	}
+	return false
+}
+
+// retryWait is base·2^attempts, capped, with ±50% jitter so a Gotify that
+// comes back is not hit by every retry at once.
+func retryWait(base time.Duration, attempts int) time.Duration {
+	d := base << min(attempts, 20)
+	if d <= 0 || d > maxRetryWait {
+		d = maxRetryWait
+	}
+	return d/2 + rand.N(d)
+}
+
+// coalesce groups pushes: chat pushes from the same room and kind go
+// together, anything else alone; groups keep the order of their newest.
+func coalesce(due []store.Push) [][]store.Push {
+	var groups [][]store.Push
+	at := map[string]int{}
+	for _, pu := range due {
+		if pu.RoomID == 0 || (pu.Kind != kindDM && pu.Kind != kindMention) {
+			groups = append(groups, []store.Push{pu})
+			continue
+		}
+		k := fmt.Sprint(pu.Kind, pu.RoomID)
+		if i, ok := at[k]; ok {
+			groups[i] = append(groups[i], pu)
+			continue
+		}
+		at[k] = len(groups)
+		groups = append(groups, []store.Push{pu})
+	}
+	return groups
+}
+
+// roomSuffix turns a title "alice in #general" into " in #general".
+func roomSuffix(title string) string {
+	if _, room, ok := strings.Cut(title, " in #"); ok {
+		return " in #" + room
+	}
+	if title != "" {
+		return " from " + title
+	}
+	return ""
+}
+
+func pushIDs(ps []store.Push) []int64 {
+	ids := make([]int64, len(ps))
+	for i, p := range ps {
+		ids[i] = p.ID
+	}
+	return ids
+}

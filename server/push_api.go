@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"mesh/server/notify/gotify"
+	"mesh/store"
+)
+
+// notifyAnswer is GET /api/notify: the token is never shown back in full.
+type notifyAnswer struct {
+	GotifyURL     string          `json:"gotify_url"`
+	TokenSet      bool            `json:"token_set"`
+	TokenHint     string          `json:"token_hint,omitempty"`
+	ServerDefault bool            `json:"server_default"` // pushes go to the server's Gotify when you set none
+	Kinds         map[string]bool `json:"kinds"`
+	MutedRooms    []int64         `json:"muted_rooms"`
+	LastError     string          `json:"last_error,omitempty"`
+	LastErrorAt   *time.Time      `json:"last_error_at,omitempty"`
+}
+
+func (s *Server) getNotify(c echo.Context) error {
+	ctx, u := c.Request().Context(), currentUser(c)
+	set, err := s.store.NotifySettings(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	muted, err := s.store.MutedRooms(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	a := notifyAnswer{GotifyURL: set.GotifyURL, TokenSet: set.GotifyToken != "", ServerDefault: s.cfg.Notify.Gotify.URL != "",
+		Kinds: map[string]bool{}, MutedRooms: append([]int64{}, muted...), LastError: set.LastError}
+	if a.TokenSet {
+		a.TokenHint = gotify.Target{Token: set.GotifyToken}.Hint()
+	}
+	for _, k := range pushKinds {
+		a.Kinds[k] = !slices.Contains(set.KindsOff, k)
+	}
+	if !set.LastErrorAt.IsZero() && set.LastError != "" {
+		a.LastErrorAt = &set.LastErrorAt
+	}
+	return c.JSON(http.StatusOK, a)
+}
+
+// notifyRequest is PUT /api/notify; absent fields stay as they are. An
+// empty gotify_url (with no token) removes your own target.
+type notifyRequest struct {
+	GotifyURL   *string         `json:"gotify_url"`
+	GotifyToken *string         `json:"gotify_token"`
+	Kinds       map[string]bool `json:"kinds"`
+}
+
+func (s *Server) putNotify(c echo.Context) error {
+	var req notifyRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	ctx, u := c.Request().Context(), currentUser(c)
+	set, err := s.store.NotifySettings(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if req.GotifyURL != nil {
+		set.GotifyURL = *req.GotifyURL
+	}
+	if req.GotifyToken != nil {
+		set.GotifyToken = *req.GotifyToken
+	}
+	if set.GotifyURL == "" && req.GotifyURL != nil {
+		set.GotifyToken = ""
+	}
+	if set.GotifyURL != "" {
+		if err := (gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}).Validate(); err != nil {
+			return errorf(http.StatusBadRequest, "invalid_gotify", "%s", err.Error())
+		}
+	}
+	for k, on := range req.Kinds {
+		if !slices.Contains(pushKinds, k) {
+			return errorf(http.StatusBadRequest, "invalid_kind", "unknown kind %q: want dm, mention, call or file", k)
+		}
+		set.KindsOff = slices.DeleteFunc(set.KindsOff, func(o string) bool { return o == k })
+		if !on {
+			set.KindsOff = append(set.KindsOff, k)
+		}
+	}
+	if err := s.store.SetNotifySettings(ctx, set); err != nil {
+		return err
+	}
+	return s.getNotify(c)
+}
+
+// testNotify sends a push to you now and says how it went: a self-hoster's
+// first check.
+func (s *Server) testNotify(c echo.Context) error {
+	ctx, u := c.Request().Context(), currentUser(c)
+	t, _, err := s.push.target(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if t.URL == "" {
+		return errorf(http.StatusConflict, "no_target", "no Gotify target: set yours (URL and application token) or ask the admin to set [notify.gotify]")
+	}
+	id, err := s.push.client.Send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
+		Priority: kindPriority[kindTest], ClickURL: s.clickURL("#/chat")})
+	if err != nil {
+		status := http.StatusBadGateway
+		if errors.Is(err, gotify.ErrRejected) {
+			_ = s.store.SetNotifyError(ctx, u.ID, "Gotify refused the push: "+err.Error()) // shown in settings; the answer says it too
+		}
+		return errorf(status, "push_failed", "the push did not go through: %s", err.Error())
+	}
+	_ = s.store.SetNotifyError(ctx, u.ID, "") // clears an old failure; the push went through either way
+	return c.JSON(http.StatusOK, map[string]any{"ok": true, "gotify_message_id": id})
+}
+
+// muteRoom is PUT /api/rooms/:id/mute {"muted":bool}.
+func (s *Server) muteRoom(c echo.Context) error {
+	r, _, err := s.pathRoom(c, false)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Muted *bool `json:"muted"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.Muted == nil {
+		return missing("muted")
+	}
+	if err := s.store.MuteRoom(c.Request().Context(), currentUser(c).ID, r.ID, *req.Muted); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"room_id": r.ID, "muted": *req.Muted})
+}
+
+// SendTestPush sends a test push to username's Gotify target (theirs, else
+// the server's [notify.gotify]), or with username empty to the server's, and
+// describes where it went. It is `mesh notify test`: it works on the
+// database directly, with or without a server running.
+func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username string) (string, error) {
+	s := &Server{cfg: cfg, store: st}
+	p := newPusher(s)
+	var t gotify.Target
+	who := "the server's [notify.gotify] target"
+	if username != "" {
+		u, err := st.UserByName(ctx, username)
+		if err != nil {
+			return "", fmt.Errorf("user %q: %w", username, err)
+		}
+		if t, _, err = p.target(ctx, u.ID); err != nil {
+			return "", err
+		}
+		who = username + "'s target"
+	} else if cfg.Notify.Gotify.URL != "" {
+		var err error
+		if t, _, err = p.target(ctx, 0); err != nil {
+			return "", err
+		}
+	}
+	if t.URL == "" {
+		return "", errors.New("no Gotify target: set [notify.gotify] url and token (or token_file), or a user's own in the web app")
+	}
+	id, err := p.client.Send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: kindPriority[kindTest]})
+	if err != nil {
+		return "", fmt.Errorf("push to %s at %s failed: %w", who, t.URL, err)
+	}
+	return fmt.Sprintf("sent to %s at %s (Gotify message %d)", who, t.URL, id), nil
+}
