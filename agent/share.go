@@ -27,6 +27,10 @@ import (
 // DetachKey is the byte that detaches join-terminal: Ctrl-], as in telnet.
 const DetachKey = 0x1d
 
+// registerWait is how long share-terminal waits for the server to confirm
+// the share before it prints how to join anyway.
+const registerWait = 5 * time.Second
+
 // ShareOptions are the inputs of `mesh agent share-terminal`.
 type ShareOptions struct {
 	Command    []string // what to run; empty means $SHELL, else /bin/sh
@@ -82,6 +86,9 @@ type share struct {
 	ptmx     *os.File
 	rec      *terminal.Recorder
 
+	registered chan struct{} // closed when the server first confirms the share
+	regOnce    sync.Once
+
 	mu         sync.Mutex // guards the fields below
 	cols, rows int
 	peers, web []string // who watches over QUIC, and in browsers
@@ -135,6 +142,22 @@ func (sh *share) run(ctx context.Context, id Identity, pc net.PacketConn) (code 
 	sh.link = &link{cfg: sh.cfg, log: sh.log.With("component", "link"), onEvent: sh.onEvent, onBinary: sh.onBinary, onUp: sh.announce,
 		hello: protocol.Hello{DeviceID: sh.cfg.DeviceID, QUICPort: pc.LocalAddr().(*net.UDPAddr).Port, Fingerprint: id.Fingerprint, Version: Version}}
 	relay.link = sh.link
+	sh.registered = make(chan struct{})
+
+	lctx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLink()
+	g, gctx := errgroup.WithContext(lctx)
+	g.Go(func() error { return ep.Serve(gctx, sh.serve) })
+	g.Go(func() error { return sh.link.run(gctx) })
+	g.Go(func() error { relay.run(gctx); return nil })
+	// The join line is printed once the server knows the share, so it works
+	// at once; the command's first output waits in the PTY meanwhile.
+	select {
+	case <-sh.registered:
+	case <-time.After(registerWait):
+		fmt.Fprintf(sh.o.Stderr, "[mesh] the server at %s has not confirmed the share yet; joining works once it has\n", sh.cfg.Server)
+	case <-ctx.Done():
+	}
 	sh.printJoin()
 
 	if fd := sh.ttyFD(); fd >= 0 {
@@ -145,12 +168,6 @@ func (sh *share) run(ctx context.Context, id Identity, pc net.PacketConn) (code 
 		}
 		defer term.Restore(fd, old) //nolint:errcheck // nothing better to do on the way out
 	}
-	lctx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLink()
-	g, gctx := errgroup.WithContext(lctx)
-	g.Go(func() error { return ep.Serve(gctx, sh.serve) })
-	g.Go(func() error { return sh.link.run(gctx) })
-	g.Go(func() error { relay.run(gctx); return nil })
 	if sh.o.Stdin != nil {
 		// Never waited for: a read of the terminal cannot be interrupted,
 		// and the process exits soon after the share ends.
@@ -222,6 +239,7 @@ func (sh *share) onEvent(env protocol.Envelope) {
 	case protocol.TypeTerminalViewers:
 		var v protocol.TerminalViewers
 		if env.Unmarshal(&v) == nil && v.ShareID == sh.o.ShareID {
+			sh.regOnce.Do(func() { close(sh.registered) }) // the server answers terminal.open with the viewers
 			sh.mu.Lock()
 			sh.web = v.Viewers
 			sh.mu.Unlock()

@@ -279,6 +279,16 @@ func (c *conn) readLoop() {
 	}()
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // a failed deadline shows up as a failed read
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	// The peer's close is answered through the queue like every frame
+	// (gorilla's default handler would write one of its own, and the
+	// deferred close below a second: browsers report that as an error).
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		c.close(code, "")
+		return nil
+	})
 	for {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {

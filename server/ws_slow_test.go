@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -174,5 +176,37 @@ func TestEventsReachSessionFromUpgrade(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestOneCloseFrameAnswersTheClients: a client that closes hears exactly
+// one close frame back (browsers log a second one as an error).
+func TestOneCloseFrameAnswersTheClients(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, testConfig(t, t.TempDir()))
+	tok := ts.register(t, "alice", "secret1")
+	ws := dialRaw(t, ts, tok)
+	nc := ws.NetConn()
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(waitLong)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(waitLong)) // a failed deadline shows up as a failed read
+	raw, _ := io.ReadAll(nc)                         // until the server closes the socket
+	closes := 0
+	for len(raw) >= 2 {
+		op, n, hdr := raw[0]&0x0f, int(raw[1]&0x7f), 2
+		switch n {
+		case 126:
+			n, hdr = int(binary.BigEndian.Uint16(raw[2:])), 4
+		case 127:
+			n, hdr = int(binary.BigEndian.Uint64(raw[2:])), 10
+		}
+		if op == websocket.CloseMessage {
+			closes++
+		}
+		raw = raw[min(len(raw), hdr+n):]
+	}
+	if closes != 1 {
+		t.Errorf("%d close frames after the client's close, want 1", closes)
 	}
 }

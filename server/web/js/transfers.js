@@ -1,0 +1,53 @@
+// Transfers (#/transfers): what the user's agents reported sending and
+// receiving — name, size, devices, direct or relayed, outcome and speed.
+
+import { get } from "./api.js";
+import { $, el, clear, show, humanSize, humanSpeed, ago, fullTime } from "./ui.js";
+
+const pollEvery = 15000;
+let timer = 0;
+
+/** showTransfers opens the view and refreshes it while open. */
+export function showTransfers() {
+  load();
+  clearInterval(timer);
+  timer = setInterval(load, pollEvery);
+}
+
+/** hideTransfers stops refreshing. */
+export function hideTransfers() {
+  clearInterval(timer);
+  timer = 0;
+}
+
+const outcomeText = { ok: "verified", mismatch: "hash mismatch", failed: "failed", canceled: "canceled" };
+
+async function load() {
+  let list;
+  try {
+    ({ transfers: list } = await get("/api/transfers"));
+    $("transfers-error").textContent = "";
+  } catch (e) {
+    $("transfers-error").textContent = `Could not load transfers: ${e.message}`;
+    return;
+  }
+  const ul = $("transfer-list");
+  clear(ul);
+  for (const t of list) {
+    ul.append(el("li", { dataset: { transferId: t.id }, class: "card-row" },
+      el("span", { class: `outcome badge outcome-${t.outcome}`, title: t.outcome }, outcomeText[t.outcome] || t.outcome),
+      el("div", { class: "row-main" },
+        el("div", { class: "name row-title" }, t.name || "(unnamed)"),
+        el("div", { class: "row-sub" },
+          el("span", { class: "devices" }, `${t.from_device} → ${t.to_device}`),
+          " · ",
+          el("span", { class: "direct" }, t.direct ? "direct (peer to peer)" : "relayed"),
+          " · ",
+          el("time", { class: "time", datetime: t.created_at, title: fullTime(t.created_at) }, ago(t.created_at)),
+          t.blake3 ? el("span", { class: "mono blake3", title: `BLAKE3 ${t.blake3}` }, ` · b3:${t.blake3.slice(0, 12)}…`) : null)),
+      el("div", { class: "row-figures" },
+        el("span", { class: "size" }, humanSize(t.size)),
+        el("span", { class: "speed", title: `${t.duration_ms} ms` }, humanSpeed(t.size, t.duration_ms)))));
+  }
+  show($("transfers-empty"), list.length === 0);
+}
