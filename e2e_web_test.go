@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -440,4 +442,40 @@ func waitShared(t *testing.T, base, tok, id string) {
 		time.Sleep(20 * time.Millisecond) // polling an outside process: there is nothing to wait on
 	}
 	t.Fatalf("GET /api/terminals never listed share %s", id)
+}
+
+// TestWebTransferStart: from the transfers page, alice has her laptop send
+// a file from its send_dirs to her home machine; the report appears.
+func TestWebTransferStart(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	srv := startWebServer(t)
+	tok := apiToken(t, srv.url, "alice")
+	shared := t.TempDir()
+	file := filepath.Join(shared, "notes.txt")
+	if err := os.WriteFile(file, []byte("from the browser\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	laptop, home := newMachine(t, "laptop"), newMachine(t, "home")
+	laptop.env = append(laptop.env, "MESH_AGENT_SEND_DIRS="+shared)
+	for _, m := range []machine{laptop, home} {
+		m.login(t, srv.url, "alice")
+		m.run(t, srv.url, tok)
+	}
+
+	alice := newUserTab(t, b, srv.url, "alice")
+	alice.login("alice", "secret1")
+	alice.click("#nav-transfers")
+	alice.waitSel(`#start-from option[value="laptop"]`)
+	alice.waitSel(`#start-to option[value="home"]`)
+	eval[chromedp.Void](alice, `document.querySelector('#start-from').value = 'laptop';
+		document.querySelector('#start-to').value = 'home';
+		document.querySelector('#start-paths').value = `+js(file))
+	alice.click("#start-btn")
+	alice.waitFor("#start-status to say laptop is sending", `document.querySelector('#start-status').textContent.includes('laptop is sending')`)
+	alice.waitFor("the transfer in #transfer-list",
+		`[...document.querySelectorAll('#transfer-list li')].some(li => li.querySelector('.name')?.textContent === 'notes.txt' && li.querySelector('.outcome')?.classList.contains('outcome-ok'))`)
+	if b, err := os.ReadFile(filepath.Join(home.inbox(), "notes.txt")); err != nil || string(b) != "from the browser\n" {
+		t.Fatalf("home's inbox: %q, %v", b, err)
+	}
 }

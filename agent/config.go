@@ -21,6 +21,7 @@ type Config struct {
 	Inbox       string   `toml:"inbox"`        // where received files land; "" = $XDG_DATA_HOME/mesh/inbox
 	QUICListen  string   `toml:"quic_listen"`  // UDP address for peer connections
 	AcceptFrom  []string `toml:"accept_from"`  // other users who may send to this device ("*" = anyone)
+	SendDirs    []string `toml:"send_dirs"`    // directories the web app may ask this agent to send from
 }
 
 // DefaultConfig is the agent's configuration before login.

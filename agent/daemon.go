@@ -28,6 +28,7 @@ type Daemon struct {
 	id       Identity
 	sessions *SessionCache
 	link     *link
+	ctx      context.Context // Run's, for work the server asks for
 }
 
 // NewDaemon checks cfg and prepares the inbox and the QUIC identity kept in dir.
@@ -65,12 +66,22 @@ func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 		hello: protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: Version}}
 	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
 	g, ctx := errgroup.WithContext(ctx)
+	d.ctx = ctx
 	g.Go(func() error { return ep.Serve(ctx, d.handle) })
 	g.Go(func() error { return d.link.run(ctx) })
 	return g.Wait()
 }
 
 func (d *Daemon) onEvent(env protocol.Envelope) {
+	if env.Type == protocol.TypeTransferStart {
+		var req protocol.TransferStart
+		if err := env.Unmarshal(&req); err != nil {
+			d.log.Warn("bad transfer.start", "err", err)
+			return
+		}
+		go d.startTransfer(d.ctx, env.From, req)
+		return
+	}
 	if env.Type != protocol.TypeP2PSessionCreated {
 		return
 	}

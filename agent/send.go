@@ -30,7 +30,7 @@ func SendTo(ctx context.Context, cfg Config, dir, to string, o SendOptions, log 
 	}
 	sess, err := newClient(cfg.Server, cfg.DeviceToken).session(ctx, protocol.SessionFile, to)
 	if err != nil {
-		return transfer.Result{}, fmt.Errorf("ask the server for a session with %s: %w", to, err)
+		return transfer.Result{}, &notConnectedError{fmt.Errorf("ask the server for a session with %s: %w", to, err)}
 	}
 	return send(ctx, cfg, dir, sess, o, log)
 }
@@ -75,7 +75,7 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	defer ep.Close()
 	ps, err := dialRetry(ctx, ep, sess)
 	if err != nil {
-		return transfer.Result{}, err
+		return transfer.Result{}, &notConnectedError{err}
 	}
 	defer ps.Close("done")
 	log.Info("connected to peer", "session_id", sess.SessionID, "peer", net.JoinHostPort(sess.Endpoints.Target.IP, strconv.Itoa(sess.Endpoints.Target.Port)), "direct", true)
@@ -113,3 +113,10 @@ func dialRetry(ctx context.Context, ep *Endpoint, sess protocol.P2PSession) (*Pe
 		wait = min(wait*2, time.Second)
 	}
 }
+
+// notConnectedError is a send that failed before the receiver was reached,
+// so only the sender can tell anyone about it.
+type notConnectedError struct{ err error }
+
+func (e *notConnectedError) Error() string { return e.err.Error() }
+func (e *notConnectedError) Unwrap() error { return e.err }

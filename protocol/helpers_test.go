@@ -23,7 +23,7 @@ func allTypes() map[protocol.Type]bool {
 		protocol.TypeTerminalOpen:   true,
 		protocol.TypeTerminalResize: true, protocol.TypeTerminalExit: true, protocol.TypeTerminalWatch: true,
 		protocol.TypeTerminalUnwatch: true, protocol.TypeTerminalViewers: true,
-		protocol.TypeTransferReport: true, protocol.TypeDeviceRevoked: false,
+		protocol.TypeTransferReport: true, protocol.TypeTransferStart: true, protocol.TypeDeviceRevoked: false,
 	}
 }
 
@@ -99,6 +99,7 @@ func samples() []sample {
 		{protocol.TypeTransferReport, protocol.TransferReport{SessionID: "s-123", FromDevice: "laptop", ToDevice: "desktop",
 			Name: "photo.jpg", Size: 1 << 20, BLAKE3: fp[len("sha256:"):], DurationMS: 1500,
 			Outcome: protocol.OutcomeOK, Direct: true}},
+		{protocol.TypeTransferStart, protocol.TransferStart{FromDevice: "laptop", ToDevice: "desktop", Paths: []string{"/home/alice/photo.jpg"}}},
 		{protocol.TypeDeviceRevoked, protocol.DeviceRevoked{DeviceID: "old-phone"}},
 	}
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -189,6 +190,43 @@ const (
 	OutcomeFailed   = "failed"   // the connection or a disk failed; Reason says how
 	OutcomeCanceled = "canceled" // a side gave up
 )
+
+// Limits of a [TransferStart].
+const (
+	MaxStartPaths = 64
+	MaxPathLen    = 4096
+)
+
+// TransferStart is the payload of transfer.start: the web app asks the
+// agent on FromDevice (one of the user's devices, running `mesh agent run`)
+// to send Paths, absolute paths on that machine, to ToDevice. The agent
+// sends only from its [agent] send_dirs, and reports the outcome as a
+// transfer.report like any transfer.
+type TransferStart struct {
+	FromDevice string   `json:"from_device"`
+	ToDevice   string   `json:"to_device"`
+	Paths      []string `json:"paths"`
+	RefID      string   `json:"ref_id,omitempty"` // in the server's acceptance: the request's id
+}
+
+// Validate checks both devices are named and differ, and there are 1 to
+// [MaxStartPaths] absolute paths. Its errors wrap [ErrMalformed].
+func (t TransferStart) Validate() error {
+	switch {
+	case t.FromDevice == "" || t.ToDevice == "":
+		return invalid("from_device", "and to_device are required")
+	case t.FromDevice == t.ToDevice:
+		return invalid("to_device", "must differ from from_device")
+	case len(t.Paths) == 0 || len(t.Paths) > MaxStartPaths:
+		return invalid("paths", "must list 1-%d paths, got %d", MaxStartPaths, len(t.Paths))
+	}
+	for _, p := range t.Paths {
+		if !strings.HasPrefix(p, "/") || len(p) > MaxPathLen || strings.ContainsRune(p, 0) {
+			return invalid("paths", "must be absolute paths on the sending machine, got %q", p)
+		}
+	}
+	return nil
+}
 
 // TransferReport is the payload of transfer.report: an agent's account of
 // one file of a p2p session, for the sender's and receiver's history.

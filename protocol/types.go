@@ -47,6 +47,7 @@ const (
 	TypeTerminalViewers Type = "terminal.viewers" // both ways, [TerminalViewers]
 
 	TypeTransferReport Type = "transfer.report" // agent → server, [TransferReport]
+	TypeTransferStart  Type = "transfer.start"  // browser → server → the sending agent, [TransferStart]
 	TypeDeviceRevoked  Type = "device.revoked"  // server → the revoked device's owner, [DeviceRevoked]
 )
 
@@ -78,7 +79,7 @@ func (t Type) ClientSent() bool {
 		TypeCallInvite, TypeCallAccept, TypeCallReject, TypeCallOffer, TypeCallAnswer, TypeCallICE, TypeCallHangup,
 		TypeTerminalOpen, TypeTerminalResize, TypeTerminalExit,
 		TypeTerminalWatch, TypeTerminalUnwatch, TypeTerminalViewers,
-		TypeTransferReport:
+		TypeTransferReport, TypeTransferStart:
 		return true
 	}
 	return false

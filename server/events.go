@@ -45,6 +45,8 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 		err = s.onSessionRequest(ctx, c, env)
 	case protocol.TypeTransferReport:
 		err = s.onTransferReport(ctx, c, env)
+	case protocol.TypeTransferStart:
+		err = s.onTransferStart(ctx, c, env)
 	case protocol.TypeTerminalOpen:
 		err = s.onTerminalOpen(c, env)
 	case protocol.TypeTerminalWatch:

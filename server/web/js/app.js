@@ -13,7 +13,7 @@ import { initComposer, setComposerUser } from "./composer.js";
 import { initMembers, setMe as setMembersUser } from "./members.js";
 import { initCall, setCallUser, endCallForLogout } from "./call.js";
 import { initDevices, showDevices, hideDevices } from "./devices.js";
-import { showTransfers, hideTransfers } from "./transfers.js";
+import { initTransfers, showTransfers, hideTransfers } from "./transfers.js";
 import { initSettings, loadNotify, showSettings, refreshMute } from "./settings.js";
 import {
   initTerminals, setTerminalUser, showTerminalList, hideTerminalList,
@@ -47,6 +47,7 @@ function boot() {
   initComposer(socket);
   initCall(socket);
   initDevices(socket);
+  initTransfers(socket);
   initTerminals(socket);
   initSettings();
   socket.on("system.welcome", () => { loadRooms().catch(() => {}); });

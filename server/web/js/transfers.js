@@ -6,9 +6,48 @@ import { $, el, clear, show, humanSize, humanSpeed, ago, fullTime } from "./ui.j
 
 const pollEvery = 15000;
 let timer = 0;
+let ws = null;
+
+/** initTransfers wires the form that asks one device to send to another. */
+export function initTransfers(socket) {
+  ws = socket;
+  $("start-transfer-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const status = $("start-status");
+    const from = $("start-from").value, to = $("start-to").value;
+    const paths = $("start-paths").value.split("\n").map((p) => p.trim()).filter(Boolean);
+    if (from === to) { status.textContent = "Pick two different devices."; return; }
+    status.textContent = "Asking…";
+    try {
+      await ws.request("transfer.start", { from_device: from, to_device: to, paths });
+      status.textContent = `${from} is sending ${paths.length} path${paths.length === 1 ? "" : "s"} to ${to}; the result appears below.`;
+      setTimeout(load, 2000);
+    } catch (e) {
+      status.textContent = `Not sent: ${e.message}`;
+    }
+  });
+}
+
+async function loadDevices() {
+  let devices;
+  try {
+    ({ devices } = await get("/api/devices"));
+  } catch {
+    return;
+  }
+  for (const [id, pick] of [["start-from", 0], ["start-to", 1]]) {
+    const sel = $(id), keep = sel.value;
+    clear(sel);
+    for (const d of devices) {
+      sel.append(el("option", { value: d.device_id }, `${d.device_id}${d.online ? "" : " (offline)"}`));
+    }
+    sel.value = keep || (devices[pick] || devices[0] || {}).device_id || "";
+  }
+}
 
 /** showTransfers opens the view and refreshes it while open. */
 export function showTransfers() {
+  loadDevices();
   load();
   clearInterval(timer);
   timer = setInterval(load, pollEvery);
