@@ -115,7 +115,7 @@ func (s *Server) commitChat(batch []sendReq) {
 			if err != nil {
 				s.log.Error("publish chat message", "room_id", m.RoomID, "err", err)
 			}
-			s.pushMessage(res[i].Message)
+			s.pushMessage(ctx, res[i].Message)
 		}
 		r.c.sendTo(protocol.TypeChatCreated, protocol.ChatCreated{Message: m, RefID: r.refID})
 	}

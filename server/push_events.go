@@ -11,51 +11,62 @@ import (
 	"mesh/store"
 )
 
+// pushJob is a stored message and the members who were absent when it
+// was published: presence is decided then, not when the feed gets to it.
+type pushJob struct {
+	m      store.Message
+	absent []int64
+}
+
 // pushMessage hands a stored chat message to the push feed without
-// waiting: chat delivery never waits on notifications. A full feed drops
-// the message's pushes (logged).
-func (s *Server) pushMessage(m store.Message) {
+// waiting: chat delivery never waits on notifications. Only direct rooms
+// (two members) and messages with an @ can push; a full feed drops the
+// message's pushes (logged).
+func (s *Server) pushMessage(ctx context.Context, m store.Message) {
+	members, err := s.hub.members(ctx, m.RoomID) // cached: publishing just used it
+	if err != nil || (len(members) > 2 && !strings.Contains(m.Text, "@")) {
+		return
+	}
+	var absent []int64
+	for uid := range members {
+		if uid != m.UserID && !s.hub.present(uid) {
+			absent = append(absent, uid)
+		}
+	}
+	if len(absent) == 0 {
+		return
+	}
 	select {
-	case s.pushIn <- m:
+	case s.pushIn <- pushJob{m, absent}:
 	default:
 		s.log.Warn("push feed full; message not pushed", "message_id", m.ID)
 	}
 }
 
-// runPushFeed turns chat messages into queued pushes for members who are
-// not present: every direct message, and messages that mention them.
+// runPushFeed turns chat messages into queued pushes for members who were
+// absent: every direct message, and messages that mention them.
 func (s *Server) runPushFeed(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-s.pushIn:
+		case j := <-s.pushIn:
 			qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			s.pushForMessage(qctx, m)
+			s.pushForMessage(qctx, j)
 			cancel()
 		}
 	}
 }
 
-func (s *Server) pushForMessage(ctx context.Context, m store.Message) {
+func (s *Server) pushForMessage(ctx context.Context, j pushJob) {
+	m := j.m
 	room, err := s.store.Room(ctx, m.RoomID)
 	if err != nil {
 		s.log.Warn("push: room", "room_id", m.RoomID, "err", err)
 		return
 	}
 	direct := room.Kind == store.KindDirect
-	if !direct && !strings.Contains(m.Text, "@") {
-		return // the common case: nobody to tell
-	}
-	members, err := s.hub.members(ctx, m.RoomID)
-	if err != nil {
-		s.log.Warn("push: members", "room_id", m.RoomID, "err", err)
-		return
-	}
-	for uid := range members {
-		if uid == m.UserID || s.hub.present(uid) {
-			continue
-		}
+	for _, uid := range j.absent {
 		pu := store.Push{IdemKey: fmt.Sprintf("msg:%d:%d", m.ID, uid), UserID: uid, RoomID: m.RoomID,
 			Message: clip(m.Text, 300), ClickURL: s.clickURL(fmt.Sprintf("#/chat/%d", m.RoomID))}
 		if direct {

@@ -41,7 +41,7 @@ type Server struct {
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
 	push      *pusher
-	pushIn    chan store.Message // stored messages, to runPushFeed
+	pushIn    chan pushJob // stored messages, to runPushFeed
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
@@ -67,7 +67,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		terms:    terminals{shares: make(map[string]*share)},
 		upgrader: newUpgrader(),
 		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
-		pushIn: make(chan store.Message, 4096),
+		pushIn: make(chan pushJob, 4096),
 	}
 	s.push = newPusher(s)
 	s.echo = s.routes()
