@@ -80,8 +80,8 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 	}
 	select {
 	case <-enough:
-	case <-time.After(60 * time.Second):
-		t.Fatal("senders did not get 2000 acknowledgements in 60 s")
+	case <-time.After(3 * time.Minute): // a liveness bound: CI's race build shares 2 cores with browsers
+		t.Fatal("senders did not get 2000 acknowledgements in 3 minutes")
 	}
 	if err := s.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
 		t.Fatal(err)

@@ -31,6 +31,10 @@ const DetachKey = 0x1d
 // the share before it prints how to join anyway.
 const registerWait = 5 * time.Second
 
+// drainWait bounds how long a finished share waits for its viewers to
+// receive the exit (PeerSession.Close waits up to 5 s for a peer to hang up).
+const drainWait = 6 * time.Second
+
 // ShareOptions are the inputs of `mesh agent share-terminal`.
 type ShareOptions struct {
 	Command    []string // what to run; empty means $SHELL, else /bin/sh
@@ -91,7 +95,9 @@ type share struct {
 
 	mu         sync.Mutex // guards the fields below
 	cols, rows int
-	peers, web []string // who watches over QUIC, and in browsers
+	peers, web []string      // who watches over QUIC, and in browsers
+	serving    int           // shell viewers' sessions in progress
+	idle       chan struct{} // closed when serving drops to 0, if someone waits
 }
 
 // ttyFD is the sharer's terminal's descriptor, or -1 when stdin is not one.
@@ -258,6 +264,17 @@ func (sh *share) onBinary(f protocol.TermFrame) {
 
 // serve runs one shell viewer that came in over QUIC.
 func (sh *share) serve(ctx context.Context, ps *PeerSession) {
+	sh.mu.Lock()
+	sh.serving++
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		if sh.serving--; sh.serving == 0 && sh.idle != nil {
+			close(sh.idle)
+			sh.idle = nil
+		}
+		sh.mu.Unlock()
+	}()
 	log := sh.log.With("session_id", ps.Session.SessionID, "user", ps.FromUser, "device", ps.Session.InitiatorDeviceID)
 	if ps.Session.Kind != protocol.SessionTerminal || ps.Session.ShareID != sh.o.ShareID {
 		_ = ps.Close("this agent shares terminal " + sh.o.ShareID + " only") // the reason is all the peer needs
@@ -335,17 +352,22 @@ func (sh *share) followSize() (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
-// drainViewers gives viewers a moment to receive the exit frame.
+// drainViewers waits until every shell viewer's session has ended (each
+// closes once the viewer has the exit frame and hangs up): closing the
+// endpoint earlier would drop the exit frame still in flight. A viewer
+// that vanished is given up on after drainWait.
 func (sh *share) drainViewers() {
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		sh.mu.Lock()
-		n := len(sh.peers)
+	sh.mu.Lock()
+	if sh.serving == 0 {
 		sh.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // polling viewers' streams, bounded by the deadline
+		return
+	}
+	done := make(chan struct{})
+	sh.idle = done
+	sh.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(drainWait):
 	}
 }
 

@@ -183,9 +183,7 @@ func (p *pusher) sendUser(ctx context.Context, userID int64) {
 	}
 	t, _, err := p.target(ctx, userID)
 	if err != nil || t.URL == "" {
-		if err := p.s.store.FinishPushes(ctx, store.PushFailed, "no Gotify target any more", pushIDs(pending)...); err != nil {
-			p.s.log.Error("record pushes failed", "user_id", userID, "err", err)
-		}
+		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, "no Gotify target any more", pushIDs(pending)...))
 		return
 	}
 	lim := p.limiter(userID)
@@ -220,32 +218,34 @@ func (p *pusher) sendGroup(ctx context.Context, t gotify.Target, group []store.P
 	_, err := p.client.Send(ctx, t, msg)
 	switch {
 	case err == nil:
-		if len(group) > 1 {
-			_ = p.s.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...) // as for sent below
-		}
-		if err := p.s.store.FinishPushes(ctx, store.PushSent, "", first.ID); err != nil {
-			p.s.log.Error("record push sent", "push_id", first.ID, "err", err)
-		}
-		_ = p.s.store.SetNotifyError(ctx, first.UserID, "") // a push got through: clear an old failure
+		p.record(p.s.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...))
+		p.record(p.s.store.FinishPushes(ctx, store.PushSent, "", first.ID))
+		p.record(p.s.store.SetNotifyError(ctx, first.UserID, "")) // a push got through: clear an old failure
 		return true
 	case errors.Is(err, gotify.ErrRejected):
 		p.s.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
-		_ = p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...) // the error is logged above
-		_ = p.s.store.SetNotifyError(ctx, first.UserID, "Gotify refused the push: "+err.Error())
+		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...))
+		p.record(p.s.store.SetNotifyError(ctx, first.UserID, "Gotify refused the push: "+err.Error()))
 	default:
 		for _, pu := range group {
 			if pu.Attempts+1 >= maxPushAttempts {
-				_ = p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), pu.ID) // logged below
-				_ = p.s.store.SetNotifyError(ctx, pu.UserID, fmt.Sprintf("gave up after %d attempts: %v", maxPushAttempts, err))
+				p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), pu.ID))
+				p.record(p.s.store.SetNotifyError(ctx, pu.UserID, fmt.Sprintf("gave up after %d attempts: %v", maxPushAttempts, err)))
 				continue
 			}
-			if err := p.s.store.RetryPush(ctx, pu.ID, retryWait(p.s.cfg.Notify.RetryMin, pu.Attempts), err.Error()); err != nil {
-				p.s.log.Error("record push retry", "push_id", pu.ID, "err", err)
-			}
+			p.record(p.s.store.RetryPush(ctx, pu.ID, retryWait(p.s.cfg.Notify.RetryMin, pu.Attempts), err.Error()))
 		}
 		p.s.log.Info("push failed; will retry", "user_id", first.UserID, "attempt", first.Attempts+1, "err", err)
 	}
 	return false
+}
+
+// record logs a failure to update the outbox: the push itself is settled,
+// and the worker goes on with the next.
+func (p *pusher) record(err error) {
+	if err != nil {
+		p.s.log.Error("update push outbox", "err", err)
+	}
 }
 
 // retryWait is base·2^attempts, capped, with ±50% jitter so a Gotify that

@@ -111,13 +111,12 @@ func (s *Server) testNotify(c echo.Context) error {
 	id, err := s.push.client.Send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
 		Priority: kindPriority[kindTest], ClickURL: s.clickURL("#/chat")})
 	if err != nil {
-		status := http.StatusBadGateway
 		if errors.Is(err, gotify.ErrRejected) {
-			_ = s.store.SetNotifyError(ctx, u.ID, "Gotify refused the push: "+err.Error()) // shown in settings; the answer says it too
+			s.push.record(s.store.SetNotifyError(ctx, u.ID, "Gotify refused the push: "+err.Error()))
 		}
-		return errorf(status, "push_failed", "the push did not go through: %s", err.Error())
+		return errorf(http.StatusBadGateway, "push_failed", "the push did not go through: %s", err.Error())
 	}
-	_ = s.store.SetNotifyError(ctx, u.ID, "") // clears an old failure; the push went through either way
+	s.push.record(s.store.SetNotifyError(ctx, u.ID, "")) // a push went through: clear an old failure
 	return c.JSON(http.StatusOK, map[string]any{"ok": true, "gotify_message_id": id})
 }
 
