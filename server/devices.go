@@ -108,7 +108,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	}
 	out := make([]deviceAnswer, len(ds))
 	for i, d := range ds {
-		out[i] = deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceConn(d.ID) != nil, LastSeen: d.LastSeen, Fingerprint: d.Fingerprint}
+		out[i] = deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }

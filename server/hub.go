@@ -320,6 +320,18 @@ func (h *hub) deviceConn(id string) *conn {
 	return fallback
 }
 
+// deviceReady reports whether device id's agent is connected and has
+// announced its QUIC endpoint: what "online" means for a device, since a
+// session to it can be made only then.
+func (h *hub) deviceReady(id string) bool {
+	c := h.deviceConn(id)
+	if c == nil {
+		return false
+	}
+	ep := c.endpoint()
+	return ep.Port != 0 && ep.Fingerprint != ""
+}
+
 // closeDevice closes every session authenticated as device id.
 func (h *hub) closeDevice(id string, code int, reason string) {
 	for _, c := range h.sessions(func(c *conn) bool { return c.device.ID == id }) {
