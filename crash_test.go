@@ -41,10 +41,19 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ws.Close()
+		// At most 64 unacknowledged sends per writer: flat out, the four
+		// sessions (each gets every message) fell 4096 events behind under
+		// the race detector and were dropped as too slow, as designed.
+		window, gone := make(chan struct{}, 64), make(chan struct{})
 		wg.Add(2)
 		go func() { // writer: sends until the server dies
 			defer wg.Done()
 			for i := 0; ; i++ {
+				select {
+				case window <- struct{}{}:
+				case <-gone: // the reader stopped: the server is gone
+					return
+				}
 				id := fmt.Sprintf("w%d-%d", w, i)
 				b, _ := protocol.Encode(protocol.Envelope{Type: protocol.TypeChatSend, ID: id,
 					Payload: mustRaw(protocol.ChatSend{RoomID: room, Text: "crash " + id, ClientMsgID: id})})
@@ -55,6 +64,7 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 		}()
 		go func() { // reader: records acknowledgements
 			defer wg.Done()
+			defer close(gone)
 			for {
 				_, b, err := ws.ReadMessage()
 				if err != nil {
@@ -67,6 +77,10 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 				var cc protocol.ChatCreated
 				if e.Unmarshal(&cc) != nil || cc.RefID == "" {
 					continue
+				}
+				select {
+				case <-window:
+				default:
 				}
 				mu.Lock()
 				acked[cc.Message.ClientMsgID] = cc.Message.Seq
