@@ -13,15 +13,11 @@ const refuseWatch = "not allowed to watch this terminal; the sharer can add you 
 // onTerminalWatch makes c a watcher: it gets terminal.open, the kept output,
 // then live output; the sharer learns the new viewers list.
 func (s *Server) onTerminalWatch(c *conn, env protocol.Envelope) error {
-	var req protocol.TerminalRef
-	if err := decodeValid(env, &req); err != nil {
-		return err
-	}
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
-	sh := s.terms.shares[req.ShareID]
-	if sh == nil {
-		return wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+	sh, err := s.namedShare(env)
+	if err != nil {
+		return err
 	}
 	if !sh.mayWatch(c.user) {
 		s.log.Info("terminal watch refused", "share_id", sh.id, "user", c.user.Username, "via", "websocket")
@@ -40,21 +36,31 @@ func (s *Server) onTerminalWatch(c *conn, env protocol.Envelope) error {
 // onTerminalUnwatch stops relaying to c; unwatching a share one does not
 // watch is harmless.
 func (s *Server) onTerminalUnwatch(c *conn, env protocol.Envelope) error {
-	var req protocol.TerminalRef
-	if err := decodeValid(env, &req); err != nil {
-		return err
-	}
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
-	sh := s.terms.shares[req.ShareID]
-	if sh == nil {
-		return wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+	sh, err := s.namedShare(env)
+	if err != nil {
+		return err
 	}
 	if _, ok := sh.watchers[c]; ok {
 		delete(sh.watchers, c)
 		s.sendViewers(sh)
 	}
 	return nil
+}
+
+// namedShare is the running share a terminal.watch/unwatch names;
+// s.terms.mu must be held.
+func (s *Server) namedShare(env protocol.Envelope) (*share, error) {
+	var req protocol.TerminalRef
+	if err := decodeValid(env, &req); err != nil {
+		return nil, err
+	}
+	sh := s.terms.shares[req.ShareID]
+	if sh == nil {
+		return nil, wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+	}
+	return sh, nil
 }
 
 // shareTarget resolves the target of a terminal p2p session: the session
