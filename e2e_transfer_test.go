@@ -143,7 +143,7 @@ func TestAgentResumesAfterKill(t *testing.T) {
 	if got, want := fileHash(t, filepath.Join(w.home.inbox(), "big.bin")), fileHash(t, big); got != want {
 		t.Fatalf("resumed file hash %s, want %s", got, want)
 	}
-	if !strings.Contains(out, "resumed") {
+	if !strings.Contains(out, "resumed after") {
 		t.Errorf("output does not say it resumed:\n%s", out)
 	}
 	if _, err := os.Stat(part); err == nil {

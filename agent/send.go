@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -82,7 +84,10 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	bar := newProgress(o.Progress, o.TTY)
 	res, err := transfer.Send(ctx, ps.Stream, o.Paths, transfer.Options{Progress: bar.update})
 	bar.done()
-	if err != nil {
+	var idle *quic.IdleTimeoutError
+	if errors.As(err, &idle) {
+		return res, fmt.Errorf("send to %s: the receiving agent stopped answering (%w); once it runs again, rerun this command: it resumes from the verified data", sess.TargetDeviceID, err)
+	} else if err != nil {
 		return res, fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
 	}
 	log.Info("files sent", "session_id", sess.SessionID, "files", len(res.Files), "bytes", res.Bytes,

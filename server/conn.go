@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -233,6 +234,9 @@ func (c *conn) flush() {
 			bufs[i] = f
 		}
 		if _, err := bufs.WriteTo(c.nc); err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !closing {
+				c.s.log.Info("websocket dropped: client stalled", "user", c.user.Username, "blocked", wait)
+			}
 			c.closeSocket() // the reader notices and cleans up
 			return
 		}
