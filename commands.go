@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
 	"mesh/server"
@@ -40,16 +41,31 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	server.WarnFileModes(log, cfg.SensitiveFiles()...) // after New: it creates the token key
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another server running? pick one with --listen)", cfg.HTTP.Listen, err)
 	}
-	log.Info("mesh serving", "version", server.Version, "addr", ln.Addr().String(), "db", cfg.HTTP.DB)
+	var acmeLn net.Listener
+	if cfg.HTTP.ACME() {
+		if acmeLn, err = net.Listen("tcp", cfg.HTTP.ACMEHTTP); err != nil {
+			_ = ln.Close() // not served; the listen error is what matters
+			return fmt.Errorf("listen on %s for ACME http-01: %w (ports below 1024 need root or CAP_NET_BIND_SERVICE; "+
+				"or forward port 80 to another port and set --acme-http)", cfg.HTTP.ACMEHTTP, err)
+		}
+	}
+	log.Info("mesh serving", "version", server.Version, "addr", ln.Addr().String(), "tls", cfg.HTTP.TLS(), "db", cfg.HTTP.DB)
 	if cfg.HTTP.PublicURL == "" {
 		cfg.HTTP.Listen = ln.Addr().String() // the real port when asked for :0
 	}
 	fmt.Fprintf(c.App.Writer, "mesh is running: open %s in a browser (Ctrl-C stops it)\n", cfg.URL())
-	return srv.Serve(c.Context, ln)
+	if acmeLn == nil {
+		return srv.Serve(c.Context, ln)
+	}
+	g, ctx := errgroup.WithContext(c.Context)
+	g.Go(func() error { return srv.Serve(ctx, ln) })
+	g.Go(func() error { return srv.ServeACME(ctx, acmeLn) })
+	return g.Wait()
 }
 
 // openStore opens the database named by the config for an admin command.

@@ -21,6 +21,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "agent config `FILE` (default $XDG_CONFIG_HOME/mesh/agent.toml; env MESH_CONFIG)"},
 			&cli.StringFlag{Name: "log-level", Usage: "`LEVEL` debug, info, warn or error (env MESH_LOG)"},
 			&cli.StringFlag{Name: "log-format", Usage: "`FORMAT` text or json"},
+			&cli.BoolFlag{Name: "insecure", Usage: "allow http:// to a server on another machine: trusted LAN only (login saves it; env MESH_AGENT_INSECURE)"},
 		}, extra...)
 	}
 	return &cli.Command{
@@ -31,7 +32,7 @@ func agentCommand() *cli.Command {
 				Description: "Asks for your password (or reads it with --password-stdin), registers this\n" +
 					"machine with its QUIC certificate, and saves the device token in agent.toml (0600).",
 				Flags: cfgFlags(
-					&cli.StringFlag{Name: "server", Required: true, Usage: "the mesh server's `URL`, e.g. http://home:8000"},
+					&cli.StringFlag{Name: "server", Required: true, Usage: "the mesh server's `URL`, e.g. https://home.example.org (http:// only to this machine, or with --insecure)"},
 					&cli.StringFlag{Name: "username", Required: true, Usage: "your mesh `USERNAME`"},
 					&cli.StringFlag{Name: "device", Usage: "this machine's device `NAME` (default: the host name)"},
 					&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from standard input"}),
@@ -90,6 +91,9 @@ func agentSetup(c *cli.Context) (agent.Config, string, *slog.Logger, error) {
 			*dst = c.String(flag)
 		}
 	}
+	if c.Bool("insecure") {
+		fc.Agent.Insecure = true
+	}
 	log, err := newLogger(fc.Log, c.App.ErrWriter)
 	return fc.Agent, path, log, err
 }
@@ -98,6 +102,9 @@ func runAgentLogin(c *cli.Context) error {
 	cfg, path, _, err := agentSetup(c)
 	if err != nil {
 		return err
+	}
+	if err := agent.CheckServerURL(c.String("server"), cfg.Insecure); err != nil {
+		return err // before asking for a password that would cross in clear
 	}
 	pw, err := readPassword(c, "Password for "+c.String("username")+": ")
 	if err != nil {

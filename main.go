@@ -35,7 +35,7 @@ func newApp() *cli.App {
 		HideVersion:     true,
 		Suggest:         true,
 		HideHelpCommand: true,
-		Commands: []*cli.Command{serveCommand(), userCommand(), notifyCommand(), agentCommand(), {
+		Commands: []*cli.Command{serveCommand(), backupCommand(), userCommand(), notifyCommand(), agentCommand(), {
 			Name:  "version",
 			Usage: "print the version of this binary",
 			Action: func(c *cli.Context) error {
@@ -64,11 +64,16 @@ func setup(c *cli.Context) (fileConfig, *slog.Logger, error) {
 	}
 	for flag, dst := range map[string]*string{
 		"db": &cfg.HTTP.DB, "listen": &cfg.HTTP.Listen, "public-url": &cfg.HTTP.PublicURL,
+		"tls-cert": &cfg.HTTP.TLSCert, "tls-key": &cfg.HTTP.TLSKey, "acme-cache": &cfg.HTTP.ACMECache,
+		"acme-email": &cfg.HTTP.ACMEEmail, "acme-http": &cfg.HTTP.ACMEHTTP,
 		"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format,
 	} {
 		if c.IsSet(flag) {
 			*dst = c.String(flag)
 		}
+	}
+	if c.IsSet("acme-domain") {
+		cfg.HTTP.ACMEDomains = c.StringSlice("acme-domain")
 	}
 	log, err := newLogger(cfg.Log, c.App.ErrWriter)
 	return cfg, log, err
@@ -79,10 +84,18 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run the control plane: HTTP API, WebSocket hub and web app",
 		Description: "With no flags: database mesh.db in this directory, listening on\n" +
-			"http://127.0.0.1:8000. Stops cleanly on Ctrl-C or SIGTERM.",
+			"http://127.0.0.1:8000. Stops cleanly on Ctrl-C or SIGTERM.\n" +
+			"HTTPS: --tls-cert and --tls-key, or --acme-domain for certificates from Let's\n" +
+			"Encrypt (the CA must reach port 80, or 443 when --listen is :443).",
 		Flags: append(configFlags(),
 			&cli.StringFlag{Name: "listen", Usage: "`HOST:PORT` to listen on (default 127.0.0.1:8000; env MESH_SERVER_LISTEN)"},
 			&cli.StringFlag{Name: "public-url", Usage: "`URL` users reach the server at (env MESH_SERVER_PUBLIC_URL)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate chain `FILE`, reloaded when it changes (env MESH_SERVER_TLS_CERT)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key `FILE` of --tls-cert (env MESH_SERVER_TLS_KEY)"},
+			&cli.StringSliceFlag{Name: "acme-domain", Usage: "serve HTTPS with a Let's Encrypt certificate for `NAME`, accepting its terms (repeatable; env MESH_SERVER_ACME_DOMAINS)"},
+			&cli.StringFlag{Name: "acme-cache", Usage: "`DIR` for the ACME account key and certificates (default: the database path + .acme)"},
+			&cli.StringFlag{Name: "acme-email", Usage: "`EMAIL` the CA may write to about your certificates (optional)"},
+			&cli.StringFlag{Name: "acme-http", Usage: "`HOST:PORT` for ACME http-01 challenges and the redirect to HTTPS (default :80)"},
 		),
 		Action: runServe,
 	}

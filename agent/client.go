@@ -26,7 +26,9 @@ type APIError struct {
 
 func (e *APIError) Error() string { return fmt.Sprintf("server: %s (%s)", e.Message, e.Code) }
 
-// client talks to the server's HTTP API.
+// client talks to the server's HTTP API. Its callers have checked base
+// with CheckServerURL ([Config.Validate], [Login]); the client itself
+// refuses to be redirected from https:// down to http://.
 type client struct {
 	base  string
 	token string // Bearer: a JWT or a device token
@@ -34,7 +36,20 @@ type client struct {
 }
 
 func newClient(base, token string) *client {
-	return &client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}
+	return &client{base: strings.TrimRight(base, "/"), token: token,
+		http: &http.Client{Timeout: 30 * time.Second, CheckRedirect: refuseDowngrade}}
+}
+
+// refuseDowngrade follows up to 10 redirects, none from https:// to
+// http://: the next request (a password, a token) would cross in clear.
+func refuseDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect from %s to %s: %w", via[0].URL.Redacted(), req.URL.Redacted(), ErrCleartext)
+	}
+	return nil
 }
 
 // call sends body as JSON to method path and decodes a 2xx answer into out.

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -22,6 +25,34 @@ type Config struct {
 	QUICListen  string   `toml:"quic_listen"`  // UDP address for peer connections
 	AcceptFrom  []string `toml:"accept_from"`  // other users who may send to this device ("*" = anyone)
 	SendDirs    []string `toml:"send_dirs"`    // directories the web app may ask this agent to send from
+	Insecure    bool     `toml:"insecure"`     // allow http:// to a server that is not on this machine
+}
+
+// ErrCleartext refuses an http:// server on another machine: the password,
+// the device token and session tokens would cross the network readable.
+var ErrCleartext = errors.New("refusing cleartext http:// to a server on another machine")
+
+// CheckServerURL reports whether the agent may talk to server: an http(s)
+// URL, and https unless the host is this machine (localhost, 127.0.0.0/8,
+// ::1) or insecure is set. Its error wraps [ErrCleartext] and says what to do.
+func CheckServerURL(server string, insecure bool) error {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("server %q: want http(s)://host[:port]", server)
+	}
+	if u.Scheme == "https" || insecure || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("server %s: %w; use https:// (mesh serve --tls-cert/--tls-key or --acme-domain), "+
+		"or pass --insecure if you really mean it on a trusted LAN", server, ErrCleartext)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // DefaultConfig is the agent's configuration before login.
@@ -35,8 +66,8 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Server == "" || c.DeviceID == "" || c.DeviceToken == "" {
 		errs = append(errs, errors.New("agent is not logged in: run 'mesh agent login --server URL --username NAME'"))
-	} else if u, err := url.Parse(c.Server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("agent.server %q: want http(s)://host[:port]", c.Server))
+	} else if err := CheckServerURL(c.Server, c.Insecure); err != nil {
+		errs = append(errs, fmt.Errorf("agent.%w", err)) // "agent.server …": names the key
 	}
 	if _, _, err := net.SplitHostPort(c.QUICListen); err != nil {
 		errs = append(errs, fmt.Errorf("agent.quic_listen %q: want host:port, e.g. 0.0.0.0:5000", c.QUICListen))
@@ -76,6 +107,9 @@ func (c Config) InboxDir() (string, error) {
 // Save writes cfg as the [agent] table of path, mode 0600 (it holds the
 // device token), replacing the file atomically.
 func Save(path string, cfg Config) error {
+	if key := nonUTF8(cfg); key != "" {
+		return fmt.Errorf("save %s: %s is not valid UTF-8, which a TOML file cannot hold; use a UTF-8 name or path", path, key)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
@@ -103,4 +137,26 @@ func Save(path string, cfg Config) error {
 		return fmt.Errorf("save %s: %w", path, err)
 	}
 	return nil
+}
+
+// nonUTF8 names the first key of cfg whose text is not UTF-8 (a Latin-1
+// path, say), or returns "".
+func nonUTF8(cfg Config) string {
+	v := reflect.ValueOf(cfg)
+	for i := range v.NumField() {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("toml"), ",")
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			if !utf8.ValidString(f.String()) {
+				return key
+			}
+		case reflect.Slice:
+			for j := range f.Len() {
+				if e := f.Index(j); e.Kind() == reflect.String && !utf8.ValidString(e.String()) {
+					return key
+				}
+			}
+		}
+	}
+	return ""
 }

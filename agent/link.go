@@ -41,8 +41,8 @@ const (
 	serverSilence = 70 * time.Second
 )
 
-// run returns only when ctx is done (nil) or the server refuses the device
-// for good ([ErrRevoked]).
+// run returns only when ctx is done (nil), the server refuses the device
+// for good ([ErrRevoked]), or its URL is refused ([ErrCleartext]).
 func (l *link) run(ctx context.Context) error {
 	backoff := minBackoff
 	for {
@@ -51,7 +51,7 @@ func (l *link) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrRevoked) {
+		if errors.Is(err, ErrRevoked) || errors.Is(err, ErrCleartext) {
 			return err
 		}
 		if time.Since(start) > time.Minute {
@@ -68,18 +68,20 @@ func (l *link) run(ctx context.Context) error {
 	}
 }
 
-func wsURL(server, token string) (string, error) {
-	u, err := url.Parse(server)
+// wsURL is the server's WebSocket address for token: wss:// for https://,
+// and ws:// only where [CheckServerURL] allows cleartext.
+func wsURL(server, token string, insecure bool) (string, error) {
+	if err := CheckServerURL(server, insecure); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(server) // parsed by CheckServerURL
 	if err != nil {
 		return "", err
 	}
-	switch u.Scheme {
-	case "http":
-		u.Scheme = "ws"
-	case "https":
+	if u.Scheme == "https" {
 		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("server %q: want http:// or https://", server)
+	} else {
+		u.Scheme = "ws"
 	}
 	u.Path = strings.TrimRight(u.Path, "/") + "/ws"
 	u.RawQuery = url.Values{"token": {token}}.Encode()
@@ -88,7 +90,7 @@ func wsURL(server, token string) (string, error) {
 
 // session runs one connection until it breaks.
 func (l *link) session(ctx context.Context) error {
-	addr, err := wsURL(l.cfg.Server, l.cfg.DeviceToken)
+	addr, err := wsURL(l.cfg.Server, l.cfg.DeviceToken, l.cfg.Insecure)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,13 @@ type LoginOptions struct {
 // Login enrols this machine as a device of the user: it makes (or reuses)
 // the QUIC identity, registers the device with its certificate fingerprint,
 // and saves server, user, device id and token in Dir/agent.toml (0600),
-// keeping the other settings already there. It returns the saved config.
+// keeping the other settings already there (cfg.Insecure among them). It
+// returns the saved config. A cleartext server on another machine is
+// refused ([ErrCleartext]) unless cfg.Insecure, before anything is sent.
 func Login(ctx context.Context, o LoginOptions, cfg Config) (Config, error) {
+	if err := CheckServerURL(o.Server, cfg.Insecure); err != nil {
+		return cfg, err
+	}
 	if o.DeviceID == "" {
 		h, err := os.Hostname()
 		if err != nil {

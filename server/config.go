@@ -33,6 +33,13 @@ type HTTPConfig struct {
 	AllowedOrigins  []string      `toml:"allowed_origins"`  // browser origins allowed besides the server's own
 	WSRate          int           `toml:"ws_rate"`          // frames per second one WebSocket may send
 	WSBurst         int           `toml:"ws_burst"`         // frames one WebSocket may send at once
+
+	TLSCert     string   `toml:"tls_cert"`     // PEM certificate chain; with tls_key, listen serves HTTPS
+	TLSKey      string   `toml:"tls_key"`      // PEM private key of tls_cert
+	ACMEDomains []string `toml:"acme_domains"` // names to get certificates for automatically (Let's Encrypt)
+	ACMECache   string   `toml:"acme_cache"`   // ACME account key and certificates; "" = DB path + ".acme"
+	ACMEEmail   string   `toml:"acme_email"`   // contact for the CA's notices; optional
+	ACMEHTTP    string   `toml:"acme_http"`    // host:port for http-01 challenges and the redirect to HTTPS
 }
 
 // AuthConfig is the [auth] table.
@@ -76,6 +83,7 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 			WSRate:          20,
 			WSBurst:         40,
+			ACMEHTTP:        ":80",
 		},
 		Notify: NotifyConfig{MaxPerMinute: 6, RetryMin: 2 * time.Second, Workers: 4},
 		Auth: AuthConfig{
@@ -99,6 +107,8 @@ func (c Config) Validate() error {
 	if c.HTTP.PublicURL != "" {
 		if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("server.public_url %q: want http(s)://host[:port]", c.HTTP.PublicURL))
+		} else if u.Scheme == "http" && c.HTTP.TLS() {
+			errs = append(errs, fmt.Errorf("server.public_url %q: the server speaks HTTPS; write https://", c.HTTP.PublicURL))
 		}
 	}
 	for _, p := range c.HTTP.TrustedProxies {
@@ -112,6 +122,7 @@ func (c Config) Validate() error {
 	if c.HTTP.WSRate < 1 || c.HTTP.WSBurst < 1 {
 		errs = append(errs, fmt.Errorf("server.ws_rate %d, ws_burst %d: both must be at least 1", c.HTTP.WSRate, c.HTTP.WSBurst))
 	}
+	errs = append(errs, c.HTTP.validateTLS()...)
 	if _, err := c.Auth.admission(); err != nil {
 		errs = append(errs, err)
 	}
@@ -164,10 +175,62 @@ func (c Config) secretFile() string {
 	return c.HTTP.DB + ".secret"
 }
 
-// URL is the address users open: public_url, or http://listen.
+// validateTLS checks the certificate settings: files or ACME, not both,
+// and nothing half set.
+func (h HTTPConfig) validateTLS() []error {
+	var errs []error
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		errs = append(errs, errors.New("server.tls_cert and server.tls_key: set both (a PEM certificate chain and its key) or neither"))
+	}
+	if len(h.ACMEDomains) == 0 {
+		return errs
+	}
+	if h.TLSCert != "" || h.TLSKey != "" {
+		errs = append(errs, errors.New("server.acme_domains and server.tls_cert/tls_key: choose one, automatic (ACME) certificates or certificate files"))
+	}
+	for _, d := range h.ACMEDomains {
+		if d == "" || strings.ContainsAny(d, "/: ") || net.ParseIP(d) != nil {
+			errs = append(errs, fmt.Errorf("server.acme_domains %q: want a DNS name such as mesh.example.org (no scheme, port or IP address)", d))
+		}
+	}
+	if _, _, err := net.SplitHostPort(h.ACMEHTTP); err != nil {
+		errs = append(errs, fmt.Errorf("server.acme_http %q: want host:port; the CA calls port 80", h.ACMEHTTP))
+	}
+	if h.ACMEEmail != "" && !strings.Contains(h.ACMEEmail, "@") {
+		errs = append(errs, fmt.Errorf("server.acme_email %q: want an email address, or leave it empty", h.ACMEEmail))
+	}
+	return errs
+}
+
+// TLS reports whether listen serves HTTPS (certificate files or ACME).
+func (h HTTPConfig) TLS() bool { return h.TLSCert != "" || len(h.ACMEDomains) > 0 }
+
+// ACME reports whether certificates come from an ACME CA, so that
+// acme_http must be served too (see [Server.ServeACME]).
+func (h HTTPConfig) ACME() bool { return len(h.ACMEDomains) > 0 }
+
+// acmeCache is where autocert keeps the account key and certificates.
+func (c Config) acmeCache() string {
+	if c.HTTP.ACMECache != "" {
+		return c.HTTP.ACMECache
+	}
+	return c.HTTP.DB + ".acme"
+}
+
+// URL is the address users open: public_url; else https:// with the first
+// ACME domain, or https://listen with certificate files; else http://listen.
 func (c Config) URL() string {
-	if c.HTTP.PublicURL != "" {
+	switch {
+	case c.HTTP.PublicURL != "":
 		return c.HTTP.PublicURL
+	case c.HTTP.ACME():
+		host := c.HTTP.ACMEDomains[0]
+		if _, port, err := net.SplitHostPort(c.HTTP.Listen); err == nil && port != "443" {
+			host = net.JoinHostPort(host, port)
+		}
+		return "https://" + host
+	case c.HTTP.TLS():
+		return "https://" + c.HTTP.Listen
 	}
 	return "http://" + c.HTTP.Listen
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/crypto/acme/autocert"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/errgroup"
 
@@ -41,14 +42,21 @@ type Server struct {
 	chatIn    chan sendReq  // to runChat
 	chatQuit  chan struct{} // closed once no session can send any more
 	push      *pusher
-	pushIn    chan pushJob // stored messages, to runPushFeed
+	pushIn    chan pushJob      // stored messages, to runPushFeed
+	acme      *autocert.Manager // nil unless certificates come from ACME
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
 
-// New builds a server over an open store. The store stays the caller's to close.
+// New builds a server over an open store. The store stays the caller's to
+// close. With TLS configured it loads the certificate files (or prepares
+// the ACME cache) now, and its errors name the file or key that failed.
 func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tc, acme, err := newTLS(cfg, log.With("component", "tls"))
+	if err != nil {
 		return nil, err
 	}
 	adm, _ := cfg.Auth.admission() // checked by Validate
@@ -68,9 +76,15 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		upgrader: newUpgrader(),
 		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
 		pushIn: make(chan pushJob, 4096),
+		acme:   acme,
 	}
 	s.push = newPusher(s)
 	s.echo = s.routes()
+	if tc != nil {
+		s.echo.Server.TLSConfig = tc
+		// Failed handshakes (scanners, plain http:// to this port) are routine.
+		s.echo.Server.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)
+	}
 	return s, nil
 }
 
@@ -86,6 +100,7 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 	e.Use(s.logRequests())
+	e.Use(securityHeaders)
 	e.Use(middleware.BodyLimit("64K"))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
@@ -148,9 +163,10 @@ func (s *Server) logRequests() echo.MiddlewareFunc {
 // Handler is the server's HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Serve handles HTTP on ln until ctx is done, then lets in-flight requests
-// finish (up to server.shutdown_timeout), closes every WebSocket, stores
-// the chat messages already received, and returns. It closes ln. Call it once.
+// Serve handles HTTP on ln (HTTPS when tls_cert or acme_domains is set)
+// until ctx is done, then lets in-flight requests finish (up to
+// server.shutdown_timeout), closes every WebSocket, stores the chat
+// messages already received, and returns. It closes ln. Call it once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	s.echo.Listener = ln
@@ -160,7 +176,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.runPushFeed(ctx); return nil })
 	g.Go(func() error { s.push.run(ctx); return nil })
 	g.Go(func() error {
-		if err := s.echo.Server.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serveHTTP(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
 		return nil
@@ -180,4 +196,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// serveHTTP runs the HTTP server on ln, over TLS when New set a TLS config;
+// it returns http.ErrServerClosed after Shutdown.
+func (s *Server) serveHTTP(ln net.Listener) error {
+	if s.echo.Server.TLSConfig == nil {
+		return s.echo.Server.Serve(ln)
+	}
+	return s.echo.Server.ServeTLS(ln, "", "") // certificates come from TLSConfig; adds h2
 }

@@ -60,9 +60,6 @@ func loadOrCreateKey(path string, log *slog.Logger) (signingKey, error) {
 	if err != nil || len(key) < 32 {
 		return nil, fmt.Errorf("token key %s: want at least 64 hex digits; delete it to make a new one (every user logs in again)", path)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("token key is readable by others; run chmod 600 on it", "path", path, "mode", fi.Mode().Perm().String())
-	}
 	return key, nil
 }
 

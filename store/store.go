@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -46,6 +47,10 @@ type Store struct {
 // Options tune [OpenWith]; the zero value is what [Open] uses.
 type Options struct {
 	Now func() time.Time // clock for stored times and invite expiry; default time.Now
+	// AsIs opens an existing database without creating or migrating it:
+	// a backup taken by a newer binary must not change the schema under
+	// the older server that is running on it.
+	AsIs bool
 }
 
 // Open opens (creating if needed) the SQLite database at path and applies
@@ -60,6 +65,13 @@ func OpenWith(ctx context.Context, dbPath string, opts Options) (*Store, error) 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.AsIs {
+		if _, err := os.Stat(dbPath); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	} else if err := createPrivate(dbPath); err != nil {
+		return nil, err
+	}
 	w, err := openPool(dbPath, 1)
 	if err != nil {
 		return nil, err
@@ -70,11 +82,32 @@ func OpenWith(ctx context.Context, dbPath string, opts Options) (*Store, error) 
 		return nil, err
 	}
 	s := &Store{w: w, r: r, now: opts.Now}
+	if opts.AsIs {
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.Close() // the migration error is the one worth reporting
 		return nil, fmt.Errorf("open store %s: %w", dbPath, err)
 	}
 	return s, nil
+}
+
+// createPrivate creates a missing database file empty (a valid SQLite
+// database) with mode 0600: SQLite would create it 0644 under the usual
+// umask, readable by every local user, and it holds password hashes. SQLite
+// gives the -wal and -shm files the database file's mode. An existing file
+// keeps its mode; the server warns about loose ones at start.
+func createPrivate(dbPath string) error {
+	f, err := os.OpenFile(dbPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create database %s: %w", dbPath, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create database %s: %w", dbPath, err)
+	}
+	return nil
 }
 
 // openPool sets pragmas in the DSN: set with Exec they would apply to one
