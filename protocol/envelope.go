@@ -16,8 +16,9 @@ import (
 )
 
 // MaxFrame is the cap, in bytes, on one WebSocket frame a peer accepts.
-// [Decode] refuses larger input with [ErrTooLarge]; [Encode] does not enforce
-// it, because some server events (room.synced) may be larger.
+// [Decode] refuses larger input with [ErrTooLarge]. [Encode] does not
+// enforce it; the server keeps its events under it (room.synced pages are
+// cut by size), so clients may apply the same cap.
 const MaxFrame = 64 << 10
 
 // Envelope is one WebSocket frame:

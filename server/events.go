@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -221,8 +222,13 @@ func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope
 	return nil
 }
 
-// syncPage is how many missed messages one room.sync answer carries.
-const syncPage = 100
+// syncPage is how many missed messages one room.sync answer carries at
+// most; syncBytes bounds their encoded size, leaving room in MaxFrame for
+// the envelope (one message is at most ~24 KiB: 4,000 runes, escaped).
+const (
+	syncPage  = 100
+	syncBytes = protocol.MaxFrame - 4<<10
+)
 
 func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope) error {
 	var req protocol.RoomSync
@@ -236,9 +242,21 @@ func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope)
 	if err != nil {
 		return err
 	}
-	out := make([]protocol.Message, len(msgs))
-	for i, m := range msgs {
-		out[i] = wireMessage(m)
+	out := make([]protocol.Message, 0, len(msgs))
+	size := 0
+	for _, m := range msgs {
+		wm := wireMessage(m)
+		b, err := json.Marshal(wm)
+		if err != nil {
+			return err
+		}
+		// A page stays under the frame cap that clients apply as the
+		// server does: long messages make shorter pages, never a bigger frame.
+		if size += len(b) + 1; size > syncBytes && len(out) > 0 {
+			more = true
+			break
+		}
+		out = append(out, wm)
 	}
 	c.sendTo(protocol.TypeRoomSynced, protocol.RoomSynced{RoomID: req.RoomID, Messages: out, HasMore: more, RefID: env.ID})
 	return nil

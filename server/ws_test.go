@@ -366,3 +366,49 @@ func TestWebSocketRefusals(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// TestSyncPagesFitTheFrameCap: room.sync pages are cut by size, so a
+// client applying the same 64 KiB cap as the server (this test's client
+// decodes with protocol.Decode) can resume a room of long messages.
+func TestSyncPagesFitTheFrameCap(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	tok := ts.register(t, "alice", "secret1")
+	room := ts.createRoom(t, tok, "long", "public")
+	alice := ts.dial(t, tok)
+	long := strings.Repeat("é", protocol.MaxTextRunes-10) // 2 bytes each: ~8 KB a message
+	const n = 30                                           // ~240 KB: one page of 30 would be far over the cap
+	for i := range n {
+		alice.ack(alice.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: fmt.Sprintf("%02d %s", i, long), ClientMsgID: fmt.Sprint(i)}))
+	}
+	reader := ts.dial(t, tok)
+	var got []protocol.Message
+	since, pages := int64(0), 0
+	for {
+		reader.send(protocol.TypeRoomSync, protocol.RoomSync{RoomID: room, Since: since})
+		var rs protocol.RoomSynced
+		if err := reader.waitFor(protocol.TypeRoomSynced).Unmarshal(&rs); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		got = append(got, rs.Messages...)
+		if !rs.HasMore {
+			break
+		}
+		if len(rs.Messages) == 0 {
+			t.Fatal("room.synced with has_more and no messages: the client cannot advance")
+		}
+		since = rs.Messages[len(rs.Messages)-1].Seq
+	}
+	if len(got) != n {
+		t.Fatalf("synced %d messages in %d pages, want %d", len(got), pages, n)
+	}
+	for i, m := range got {
+		if m.Seq != int64(i+1) || !strings.HasPrefix(m.Text, fmt.Sprintf("%02d ", i)) {
+			t.Fatalf("synced[%d] = seq %d %.8q", i, m.Seq, m.Text)
+		}
+	}
+	if pages < 4 {
+		t.Errorf("%d pages for ~240 KB of messages; pages must stay under 64 KiB", pages)
+	}
+}
