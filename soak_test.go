@@ -132,6 +132,9 @@ type soak struct {
 
 	logsBefore string // logs of the killed server process
 
+	winMu   sync.Mutex // guards windows
+	windows []latHist  // delivery latency by the 30 s window the message was sent in
+
 	mu      sync.Mutex // guards the fields below
 	faults  []string
 	killAt  time.Time
@@ -554,6 +557,7 @@ func (u *soakUser) got(s *soak, m protocol.Message, now time.Time, live bool) {
 	}
 	d := int64(now.Sub(sent))
 	u.allLat.record(d)
+	s.recordWindow(sent, d)
 	s.mu.Lock()
 	kill, back := s.killAt, s.backAt
 	s.mu.Unlock()
@@ -561,6 +565,22 @@ func (u *soakUser) got(s *soak, m protocol.Message, now time.Time, live bool) {
 	if !inWindow {
 		u.delLat.record(d)
 	}
+}
+
+// soakWindow is the span of one line of the latency timeline.
+const soakWindow = 30 * time.Second
+
+func (s *soak) recordWindow(sent time.Time, d int64) {
+	i := int(sent.Sub(s.begin) / soakWindow)
+	if i < 0 {
+		return
+	}
+	s.winMu.Lock()
+	defer s.winMu.Unlock()
+	for len(s.windows) <= i {
+		s.windows = append(s.windows, latHist{})
+	}
+	s.windows[i].record(d)
 }
 
 // sentAt reads the send time a soak message carries after its id.
@@ -1003,11 +1023,10 @@ var tickRE = regexp.MustCompile(`tick-(\d+)\b`)
 // peer-to-peer session does not go through the server, so no line may be
 // missing.
 func (s *soak) terminalShare(ctx context.Context, t *testing.T) string {
-	lines := int(*soakDuration/(500*time.Millisecond)) - 10
-	if lines < 10 {
-		lines = 10
-	}
-	script := fmt.Sprintf(`i=1; while [ $i -le %d ]; do echo tick-$i; i=$((i+1)); sleep 0.5; done`, lines)
+	// The command stops by the clock, a little before the run ends; the
+	// lines the sharer's own terminal showed are what the viewer must see.
+	secs := max(int((*soakDuration - 10*time.Second).Seconds()), 5)
+	script := fmt.Sprintf(`i=1; end=$(( $(date +%%s) + %d )); while [ $(date +%%s) -lt $end ]; do echo tick-$i; i=$((i+1)); sleep 0.5; done`, secs)
 	sharer, err := s.startProc(s.laptop, "agent", "share-terminal", "--allow", "watcher", "--", "sh", "-c", script)
 	if err != nil {
 		s.fail("share-terminal: %v", err)
@@ -1041,6 +1060,22 @@ func (s *soak) terminalShare(ctx context.Context, t *testing.T) string {
 	case <-time.After(*soakDuration + time.Minute):
 		s.fail("join-terminal did not end with the share")
 	case <-ctx.Done():
+	}
+	select { // once the share has ended, its output is complete
+	case err := <-sharer.done:
+		sharer.done <- err // for the deferred stop
+	case <-time.After(30 * time.Second):
+		s.fail("share-terminal still running 30 s after its viewer left")
+		sharer.stop()
+	}
+	lines := 0
+	for _, m := range tickRE.FindAllStringSubmatch(sharer.out.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		lines = max(lines, n)
+	}
+	if lines == 0 {
+		s.fail("the shared command printed nothing:\n%s", sharer.out.String())
+		return "FAILED: no output"
 	}
 	seen := map[int]bool{}
 	for _, m := range tickRE.FindAllStringSubmatch(viewer.out.String(), -1) {
@@ -1160,7 +1195,18 @@ func (s *soak) report(t *testing.T, fire *firehose, stall, terminal string, xfer
 		ack.quantile(0.5).Round(time.Microsecond), ack.quantile(0.99).Round(time.Microsecond),
 		del.quantile(0.5).Round(time.Microsecond), del.quantile(0.99).Round(time.Microsecond),
 		all.quantile(0.99).Round(time.Microsecond), time.Duration(all.max).Round(time.Millisecond))
-	fmt.Fprintf(&b, "faults:\n")
+	s.winMu.Lock()
+	fmt.Fprintf(&b, "timeline:  delivery p50/p99 by when the message was sent, per %s:", soakWindow)
+	for i := range s.windows {
+		w := &s.windows[i]
+		if i%5 == 0 {
+			fmt.Fprintf(&b, "\n          ")
+		}
+		fmt.Fprintf(&b, " %3ds %s/%s", int((time.Duration(i) * soakWindow).Seconds()),
+			w.quantile(0.5).Round(100*time.Microsecond), w.quantile(0.99).Round(time.Millisecond))
+	}
+	s.winMu.Unlock()
+	fmt.Fprintf(&b, "\nfaults:\n")
 	for _, f := range s.faults {
 		fmt.Fprintf(&b, "  - %s\n", f)
 	}

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -84,8 +82,10 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	bar := newProgress(o.Progress, o.TTY)
 	res, err := transfer.Send(ctx, ps.Stream, o.Paths, transfer.Options{Progress: bar.update})
 	bar.done()
-	var idle *quic.IdleTimeoutError
-	if errors.As(err, &idle) {
+	// A vanished receiver shows as QUIC's idle timeout or as the transfer's
+	// own stall deadline, whichever comes first.
+	var timeout net.Error
+	if errors.As(err, &timeout) && timeout.Timeout() {
 		return res, fmt.Errorf("send to %s: the receiving agent stopped answering (%w); once it runs again, rerun this command: it resumes from the verified data", sess.TargetDeviceID, err)
 	} else if err != nil {
 		return res, fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
