@@ -178,7 +178,11 @@ func scrub(s, token string) string {
 	if token == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, token, "REDACTED")
+	out := strings.ReplaceAll(s, token, "REDACTED")
+	if strings.Contains(out, token) { // the marker and what follows spelled it again
+		return "(answer withheld: it quoted the token)"
+	}
+	return out
 }
 
 // clip cuts s to at most maxMessage bytes, ellipsis included, without
