@@ -377,7 +377,7 @@ func TestSyncPagesFitTheFrameCap(t *testing.T) {
 	room := ts.createRoom(t, tok, "long", "public")
 	alice := ts.dial(t, tok)
 	long := strings.Repeat("é", protocol.MaxTextRunes-10) // 2 bytes each: ~8 KB a message
-	const n = 30                                           // ~240 KB: one page of 30 would be far over the cap
+	const n = 30                                          // ~240 KB: one page of 30 would be far over the cap
 	for i := range n {
 		alice.ack(alice.send(protocol.TypeChatSend, protocol.ChatSend{RoomID: room, Text: fmt.Sprintf("%02d %s", i, long), ClientMsgID: fmt.Sprint(i)}))
 	}
