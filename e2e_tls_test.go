@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -105,38 +102,12 @@ func TestTLSServeFlagErrors(t *testing.T) {
 // runTLSServer starts `mesh serve` over HTTPS in dir and waits for its https:// URL.
 func runTLSServer(t *testing.T, dir string, args ...string) *running {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung server cannot outlive the test run
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, meshBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), "MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open")
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	r := runServerAt(t, dir, []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}, "127.0.0.1:0", args...)
+	if !strings.HasPrefix(r.url, "https://") {
+		t.Fatalf("mesh serve with TLS printed %q, want an https:// URL", r.url)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("mesh serve printed no URL: %v\n%s", err, logs)
-	}
-	_, rest, _ := strings.Cut(line, "open ")
-	url, _, _ := strings.Cut(rest, " ")
-	if !strings.HasPrefix(url, "https://127.0.0.1:") {
-		t.Fatalf("mesh serve with TLS printed %q, want an https:// URL", line)
-	}
-	done := make(chan error, 1)
-	go func() { _, _ = io.Copy(io.Discard, stdout); done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // may have exited already
-		if err := <-done; err != nil {
-			t.Errorf("mesh serve after SIGTERM: %v\n%s", err, logs)
-		}
-	})
-	return &running{cmd: cmd, url: url}
+	t.Cleanup(func() { r.stop(t) })
+	return r
 }
 
 func trustingClient(t *testing.T, certFile string) *http.Client {

@@ -247,12 +247,12 @@ func runServer(t *testing.T, dir string, env []string) *running {
 	return runServerAt(t, dir, env, "127.0.0.1:0")
 }
 
-// runServerAt is runServer on a given address.
-func runServerAt(t *testing.T, dir string, env []string, addr string) *running {
+// runServerAt is runServer on a given address, with more serve flags.
+func runServerAt(t *testing.T, dir string, env []string, addr string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung server cannot outlive the test run
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, meshBin, "serve", "--listen", addr)
+	cmd := exec.CommandContext(ctx, meshBin, append([]string{"serve", "--listen", addr}, args...)...)
 	cmd.Dir, cmd.Env = dir, append(cleanEnv(), env...)
 	logs := &bytes.Buffer{}
 	cmd.Stderr = logs
@@ -269,7 +269,7 @@ func runServerAt(t *testing.T, dir string, env []string, addr string) *running {
 	}
 	_, rest, _ := strings.Cut(line, "open ")
 	url, _, _ := strings.Cut(rest, " ")
-	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+	if !strings.HasPrefix(url, "http://127.0.0.1:") && !strings.HasPrefix(url, "https://127.0.0.1:") {
 		t.Fatalf("mesh serve printed %q, want the URL to open", line)
 	}
 	r := &running{cmd: cmd, url: url, logs: logs, done: make(chan error, 1)}
