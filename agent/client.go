@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"mesh/protocol"
 )
@@ -79,15 +82,32 @@ func (c *client) call(ctx context.Context, method, path string, body, out any) e
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if res.StatusCode/100 != 2 {
+	return decodeAnswer(res.StatusCode, b, strings.HasPrefix(c.token, "mdt_"), out)
+}
+
+// maxErrorText bounds the text of an error answer shown to the user: a proxy's
+// HTML error page is not worth a screenful.
+const maxErrorText = 200
+
+// decodeAnswer turns the server's answer into out (2xx) or an error: an
+// [*APIError] carrying the server's error envelope, or the start of whatever
+// else came back, as one line of at most maxErrorText bytes. A 401 to a
+// device token also wraps [ErrRevoked].
+func decodeAnswer(status int, b []byte, deviceToken bool, out any) error {
+	if status/100 != 2 {
 		var e struct {
 			Error struct{ Code, Message string }
 		}
+		ae := &APIError{Status: status}
 		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" {
-			return &APIError{Status: res.StatusCode, Code: "http_" + fmt.Sprint(res.StatusCode), Message: strings.TrimSpace(string(b))}
+			ae.Message = oneLine(string(b))
+		} else {
+			ae.Code, ae.Message = oneLine(e.Error.Code), oneLine(e.Error.Message)
 		}
-		ae := &APIError{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
-		if ae.Status == http.StatusUnauthorized && strings.HasPrefix(c.token, "mdt_") {
+		if ae.Code == "" {
+			ae.Code = "http_" + strconv.Itoa(status)
+		}
+		if status == http.StatusUnauthorized && deviceToken {
 			return fmt.Errorf("%w: %w", ErrRevoked, ae)
 		}
 		return ae
@@ -96,9 +116,29 @@ func (c *client) call(ctx context.Context, method, path string, body, out any) e
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+		return fmt.Errorf("unexpected answer from the server (%s): %w", oneLine(string(b)), err)
 	}
 	return nil
+}
+
+// oneLine makes s safe to print in a log line or terminal: valid UTF-8,
+// control characters as spaces, at most maxErrorText bytes.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // login exchanges a username and password for a user token.
