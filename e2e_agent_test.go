@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/zeebo/blake3"
 )
 
 // machine is one agent's home: its own config and data directories.
@@ -83,7 +83,16 @@ func (m machine) run(t *testing.T, server, tok string) *agentProc {
 
 func waitOnline(t *testing.T, server, tok, device string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	if err := pollOnline(server, tok, device, want, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pollOnline polls GET /api/devices (an outside process: nothing to wait
+// on) until device's online state is want, for at most d. It touches no
+// testing.T, so goroutines may use it.
+func pollOnline(server, tok, device string, want bool, d time.Duration) error {
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		var l struct {
 			Devices []struct {
@@ -91,15 +100,25 @@ func waitOnline(t *testing.T, server, tok, device string, want bool) {
 				Online   bool   `json:"online"`
 			} `json:"devices"`
 		}
-		getJSON(t, server+"/api/devices", tok, &l)
-		for _, d := range l.Devices {
-			if d.DeviceID == device && d.Online == want {
-				return
-			}
+		req, err := http.NewRequest(http.MethodGet, server+"/api/devices", nil)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process: there is nothing to wait on
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			if res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&l) == nil {
+				for _, dev := range l.Devices {
+					if dev.DeviceID == device && dev.Online == want {
+						res.Body.Close()
+						return nil
+					}
+				}
+			}
+			res.Body.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("device %s not online=%t within 20 s", device, want)
+	return fmt.Errorf("device %s not online=%t within %s", device, want, d)
 }
 
 // send runs `mesh agent send-file` from m and returns its output and error.
@@ -110,16 +129,11 @@ func (m machine) send(t *testing.T, args ...string) (string, error) {
 
 func fileHash(t *testing.T, path string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	sum, err := hashFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := blake3.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 func writeRandom(t *testing.T, path string, n int64) {

@@ -84,25 +84,11 @@ func (s *soak) startAgent(m machine) (*soakProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		var l struct {
-			Devices []struct {
-				DeviceID string `json:"device_id"`
-				Online   bool   `json:"online"`
-			} `json:"devices"`
-		}
-		if s.get("/api/devices", s.tokens["xfer"], &l) == nil {
-			for _, d := range l.Devices {
-				if d.DeviceID == m.name && d.Online {
-					return p, nil
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond) // an outside process: nothing to wait on
+	if err := pollOnline(s.url(), s.tokens["xfer"], m.name, true, 60*time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%w:\n%s", err, p.out.String())
 	}
-	p.stop()
-	return nil, fmt.Errorf("agent %s not online within 60 s:\n%s", m.name, p.out.String())
+	return p, nil
 }
 
 // transfers sends soak.transfers files from laptop to home, spread over
