@@ -23,6 +23,7 @@ const (
 	CodeUnknownType   = "unknown_type"    // the type is not one of mesh's
 	CodeFrameTooLarge = "frame_too_large" // over MaxFrame; the server closes with 1009
 	CodeInvalid       = "invalid"         // a well-formed request that breaks a rule
+	CodeInvalidText   = "invalid_text"    // text holds a refused character (a [CharError])
 	CodeForbidden     = "forbidden"       // the user may not do this
 	CodeNotFound      = "not_found"       // the room, user or share does not exist
 	CodeRateLimited   = "rate_limited"    // too many frames; the server closes the connection

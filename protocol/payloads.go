@@ -153,8 +153,10 @@ type ChatSend struct {
 }
 
 // Validate checks exactly one of room_id and to_user is set, text has 1 to
-// [MaxTextRunes] runes and is not blank, and client_msg_id is at most
-// [MaxClientMsgID] bytes. Its errors wrap [ErrMalformed].
+// [MaxTextRunes] runes, is not blank and holds no control character but
+// newline and tab and no bidi control ([IsBidiControl]; a [*CharError]), and
+// client_msg_id is at most [MaxClientMsgID] bytes. Its errors wrap
+// [ErrMalformed].
 func (c ChatSend) Validate() error {
 	switch {
 	case c.RoomID < 0:
@@ -170,7 +172,7 @@ func (c ChatSend) Validate() error {
 	case len(c.ClientMsgID) > MaxClientMsgID:
 		return invalid("client_msg_id", "is %d bytes; the limit is %d", len(c.ClientMsgID), MaxClientMsgID)
 	}
-	return nil
+	return checkText("text", c.Text)
 }
 
 // Message is a stored chat message. Seq numbers a room's messages 1, 2, 3…

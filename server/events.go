@@ -68,10 +68,13 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 		}
 	}
 	var we *wsError
+	var ce *protocol.CharError
 	switch {
 	case err == nil:
 	case errors.As(err, &we):
 		c.reply(env.ID, we.code, we.msg)
+	case errors.As(err, &ce):
+		c.reply(env.ID, protocol.CodeInvalidText, err.Error())
 	case errors.Is(err, protocol.ErrMalformed):
 		c.reply(env.ID, protocol.CodeInvalid, err.Error())
 	default:

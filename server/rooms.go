@@ -4,9 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,11 +48,9 @@ func (s *Server) createRoom(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" {
-		return missing("name")
-	} else if utf8.RuneCountInString(name) > 64 {
-		return errorf(http.StatusBadRequest, "invalid_name", "room name must be at most 64 characters")
+	name, err := checkName("room name", "name", req.Name, maxRoomName)
+	if err != nil {
+		return err
 	}
 	switch req.Visibility {
 	case "":
