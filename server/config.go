@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -64,6 +65,15 @@ type NotifyConfig struct {
 	MaxPerMinute int           `toml:"max_per_minute"` // pushes one user may get a minute; more are coalesced
 	RetryMin     time.Duration `toml:"retry_min"`      // first retry after a network error or 5xx; doubles up to 10m
 	Workers      int           `toml:"workers"`        // pushes sent at once
+
+	// Users' own targets may not be on the server's own networks (SSRF);
+	// these let the admin allow a Gotify on the LAN. See gotify.Guard.
+	AllowPrivateTargets bool     `toml:"allow_private_targets"` // loopback, private and CGNAT addresses
+	AllowedTargets      []string `toml:"allowed_targets"`       // addresses or CIDRs allowed whatever they are
+
+	// Resolver looks up the names in users' targets; nil means
+	// net.DefaultResolver. Tests set it.
+	Resolver *net.Resolver `toml:"-"`
 }
 
 // GotifyConfig is [notify.gotify]: the server-wide target for users who set
@@ -139,6 +149,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("notify.max_per_minute %d, workers %d, retry_min %s: all must be positive",
 			c.Notify.MaxPerMinute, c.Notify.Workers, c.Notify.RetryMin))
 	}
+	if _, err := c.Notify.allowedTargets(); err != nil {
+		errs = append(errs, err)
+	}
 	if g := c.Notify.Gotify; g.URL != "" {
 		if u, err := url.Parse(g.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("notify.gotify.url %q: want http(s)://host[:port]", g.URL))
@@ -153,6 +166,22 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// allowedTargets parses allowed_targets; a bare address is a prefix of one.
+func (n NotifyConfig) allowedTargets() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range n.AllowedTargets {
+		p, err := netip.ParsePrefix(s)
+		if a, aerr := netip.ParseAddr(s); err != nil && aerr == nil {
+			p, err = netip.PrefixFrom(a.WithZone(""), a.BitLen()), nil
+		}
+		if err != nil || !p.IsValid() {
+			return nil, fmt.Errorf("notify.allowed_targets %q: want an address or CIDR such as 192.168.1.20 or 192.168.1.0/24", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func (a AuthConfig) admission() (store.Admission, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -32,6 +33,7 @@ var kindPriority = map[string]int{kindCall: 10, kindDM: 8, kindMention: 7, kindF
 var pushKinds = []string{kindDM, kindMention, kindCall, kindFile}
 
 const (
+	pushTimeout     = 10 * time.Second // one request to Gotify
 	maxPushAttempts = 10
 	maxRetryWait    = 10 * time.Minute
 	pushBatch       = 64
@@ -42,16 +44,38 @@ const (
 // pending. Per user, a token bucket limits pushes; what it holds back is
 // coalesced when it falls due.
 type pusher struct {
-	s      *Server
-	client gotify.Client
-	wake   chan struct{} // a push was queued
+	s       *Server
+	guard   gotify.Guard
+	trusted gotify.Client // for the admin's [notify.gotify]
+	guarded gotify.Client // for users' own targets: never the server's own networks
+	wake    chan struct{} // a push was queued
 
 	mu     sync.Mutex // guards limits
 	limits map[int64]*rate.Limiter
 }
 
 func newPusher(s *Server) *pusher {
-	return &pusher{s: s, wake: make(chan struct{}, 1), limits: make(map[int64]*rate.Limiter)}
+	allowed, _ := s.cfg.Notify.allowedTargets() // checked by Validate
+	g := gotify.Guard{AllowPrivate: s.cfg.Notify.AllowPrivateTargets, Allowed: allowed, Resolver: s.cfg.Notify.Resolver}
+	// Its own transport: a connection pooled for the trusted client must
+	// not carry a user's push past the guard.
+	guarded := gotify.Client{HTTP: &http.Client{Timeout: pushTimeout, Transport: g.Transport()}}
+	return &pusher{s: s, guard: g, guarded: guarded, wake: make(chan struct{}, 1), limits: make(map[int64]*rate.Limiter)}
+}
+
+// route is where one user's pushes go.
+type route struct {
+	gotify.Target
+	own bool // the user's own target, not the server's
+}
+
+// send pushes m along r, through the guard unless r is the admin's.
+func (p *pusher) send(ctx context.Context, r route, m gotify.Message) (int64, error) {
+	c := &p.trusted
+	if r.own {
+		c = &p.guarded
+	}
+	return c.Send(ctx, r.Target, m)
 }
 
 func (p *pusher) poke() {
@@ -62,27 +86,27 @@ func (p *pusher) poke() {
 }
 
 // target is where userID's pushes go: their own Gotify, else the server's.
-func (p *pusher) target(ctx context.Context, userID int64) (gotify.Target, store.NotifySettings, error) {
+func (p *pusher) target(ctx context.Context, userID int64) (route, store.NotifySettings, error) {
 	set, err := p.s.store.NotifySettings(ctx, userID)
 	if err != nil {
-		return gotify.Target{}, set, err
+		return route{}, set, err
 	}
 	if set.GotifyURL != "" && set.GotifyToken != "" {
-		return gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}, set, nil
+		return route{gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}, true}, set, nil
 	}
 	g := p.s.cfg.Notify.Gotify
 	if g.URL == "" {
-		return gotify.Target{}, set, nil
+		return route{}, set, nil
 	}
 	tok := g.Token
 	if g.TokenFile != "" {
 		b, err := os.ReadFile(g.TokenFile)
 		if err != nil {
-			return gotify.Target{}, set, fmt.Errorf("notify.gotify.token_file: %w", err)
+			return route{}, set, fmt.Errorf("notify.gotify.token_file: %w", err)
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	return gotify.Target{URL: g.URL, Token: tok}, set, nil
+	return route{gotify.Target{URL: g.URL, Token: tok}, false}, set, nil
 }
 
 // enqueue stores a push for userID unless they turned kind off, muted the
@@ -113,6 +137,7 @@ func (p *pusher) enqueue(ctx context.Context, pu store.Push) {
 // run sends due pushes until ctx is done, starting with every push left
 // pending by the last run.
 func (p *pusher) run(ctx context.Context) {
+	defer p.guarded.HTTP.CloseIdleConnections()
 	if err := p.s.store.ResumePushes(ctx); err != nil {
 		p.s.log.Error("resume pushes", "err", err)
 	}
@@ -208,14 +233,14 @@ func (p *pusher) sendUser(ctx context.Context, userID int64) {
 
 // sendGroup sends one push (for a coalesced group, a summary), records the
 // outcome for every push in the group, and reports whether it went out.
-func (p *pusher) sendGroup(ctx context.Context, t gotify.Target, group []store.Push) bool {
+func (p *pusher) sendGroup(ctx context.Context, t route, group []store.Push) bool {
 	first, ids := group[len(group)-1], pushIDs(group) // the newest speaks for the rest
 	msg := gotify.Message{Title: first.Title, Message: first.Message, Priority: first.Priority, ClickURL: first.ClickURL}
 	if len(group) > 1 {
 		msg.Title = fmt.Sprintf("%d new messages%s", len(group), roomSuffix(first.Title))
 		msg.Message = "latest: " + first.Message
 	}
-	_, err := p.client.Send(ctx, t, msg)
+	_, err := p.send(ctx, t, msg)
 	switch {
 	case err == nil:
 		p.record(p.s.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...))
@@ -225,7 +250,7 @@ func (p *pusher) sendGroup(ctx context.Context, t gotify.Target, group []store.P
 	case errors.Is(err, gotify.ErrRejected):
 		p.s.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
 		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...))
-		p.record(p.s.store.SetNotifyError(ctx, first.UserID, "Gotify refused the push: "+err.Error()))
+		p.record(p.s.store.SetNotifyError(ctx, first.UserID, refusal(err)))
 	default:
 		for _, pu := range group {
 			if pu.Attempts+1 >= maxPushAttempts {
@@ -278,6 +303,18 @@ func coalesce(due []store.Push) [][]store.Push {
 	}
 	return groups
 }
+
+// refusal is what a user reads about a push that will not go through
+// as it is: what was refused, and what to change.
+func refusal(err error) string {
+	if errors.Is(err, gotify.ErrForbiddenAddress) {
+		return err.Error() + "; " + privateHint
+	}
+	return "Gotify refused the push: " + err.Error()
+}
+
+// privateHint says how a target on the server's own networks can be allowed.
+const privateHint = "set a Gotify URL on the internet, or ask the admin to allow it with [notify] allow_private_targets = true (or its address in allowed_targets)"
 
 // roomSuffix turns a title "alice in #general" into " in #general".
 func roomSuffix(title string) string {

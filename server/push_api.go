@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -81,6 +82,11 @@ func (s *Server) putNotify(c echo.Context) error {
 		if err := (gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}).Validate(); err != nil {
 			return errorf(http.StatusBadRequest, "invalid_gotify", "%s", err.Error())
 		}
+		// Early and partial: names are checked again, after DNS, on every push.
+		u, _ := url.Parse(set.GotifyURL) // Validate parsed it
+		if err := s.push.guard.CheckHost(u.Hostname()); err != nil {
+			return errorf(http.StatusBadRequest, "private_target", "gotify_url %s: %s; %s", u.Redacted(), err.Error(), privateHint)
+		}
 	}
 	for k, on := range req.Kinds {
 		if !slices.Contains(pushKinds, k) {
@@ -108,11 +114,14 @@ func (s *Server) testNotify(c echo.Context) error {
 	if t.URL == "" {
 		return errorf(http.StatusConflict, "no_target", "no Gotify target: set yours (URL and application token) or ask the admin to set [notify.gotify]")
 	}
-	id, err := s.push.client.Send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
+	id, err := s.push.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
 		Priority: kindPriority[kindTest], ClickURL: s.clickURL("#/chat")})
 	if err != nil {
-		if errors.Is(err, gotify.ErrRejected) {
-			s.push.record(s.store.SetNotifyError(ctx, u.ID, "Gotify refused the push: "+err.Error()))
+		if errors.Is(err, gotify.ErrRejected) { // pushes would fail the same way: show it in the settings
+			s.push.record(s.store.SetNotifyError(ctx, u.ID, refusal(err)))
+		}
+		if errors.Is(err, gotify.ErrForbiddenAddress) {
+			return errorf(http.StatusForbidden, "private_target", "%s", refusal(err))
 		}
 		return errorf(http.StatusBadGateway, "push_failed", "the push did not go through: %s", err.Error())
 	}
@@ -148,7 +157,7 @@ func (s *Server) muteRoom(c echo.Context) error {
 func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username string) (string, error) {
 	s := &Server{cfg: cfg, store: st}
 	p := newPusher(s)
-	var t gotify.Target
+	var t route
 	who := "the server's [notify.gotify] target"
 	if username != "" {
 		u, err := st.UserByName(ctx, username)
@@ -168,8 +177,10 @@ func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username str
 	if t.URL == "" {
 		return "", errors.New("no Gotify target: set [notify.gotify] url and token (or token_file), or a user's own in the web app")
 	}
-	id, err := p.client.Send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: kindPriority[kindTest]})
-	if err != nil {
+	id, err := p.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: kindPriority[kindTest]})
+	if errors.Is(err, gotify.ErrForbiddenAddress) {
+		return "", fmt.Errorf("push to %s refused: %w; allow it with [notify] allow_private_targets = true or allowed_targets", who, err)
+	} else if err != nil {
 		return "", fmt.Errorf("push to %s at %s failed: %w", who, t.URL, err)
 	}
 	return fmt.Sprintf("sent to %s at %s (Gotify message %d)", who, t.URL, id), nil

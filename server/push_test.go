@@ -29,6 +29,7 @@ func newPushWorld(t *testing.T, tune func(*server.Config)) *pushWorld {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Auth.Registration = "open"
 	cfg.Notify.RetryMin = 20 * time.Millisecond
+	cfg.Notify.AllowPrivateTargets = true // bob's own target, the fake Gotify, is on loopback
 	if tune != nil {
 		tune(&cfg)
 	}

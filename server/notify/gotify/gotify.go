@@ -2,8 +2,10 @@
 // (POST /message with an application token) and sorts failures into those
 // worth retrying ([ErrTemporary]) and those that are not ([ErrRejected]).
 //
-// It owns the wire format and the error classes only: what to push, to whom,
-// when to retry and where targets are stored belong to the server package.
+// It owns the wire format, the error classes and [Guard], which keeps
+// targets users choose off the server's own networks: what to push, to
+// whom, when to retry and where targets are stored belong to the server
+// package.
 // The token travels only in the X-Gotify-Key header; it is kept out of URLs,
 // error strings, fmt output and logs.
 package gotify
@@ -16,9 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Errors that Send's errors match with errors.Is.
@@ -34,13 +34,12 @@ var (
 const (
 	defaultTimeout = 10 * time.Second
 	maxAnswer      = 64 << 10 // Gotify answers are small; a proxy's error page need not be read whole
-	maxMessage     = 200      // bytes of a non-Gotify error body kept in RejectedError.Message
 )
 
 // RejectedError is a 3xx or 4xx answer to a push. It matches [ErrRejected].
 type RejectedError struct {
 	Status  int    // HTTP status code
-	Message string // Gotify's errorDescription, else the start of the body; never holds the token
+	Message string // a fixed hint chosen by Status; never text from the answer
 }
 
 func (e *RejectedError) Error() string {
@@ -64,7 +63,8 @@ type Message struct {
 // it is safe for concurrent use.
 type Client struct {
 	// HTTP does the requests; nil means a client with a 10 s timeout over
-	// http.DefaultTransport. Its CheckRedirect is overridden: see Send.
+	// http.DefaultTransport. Its CheckRedirect is overridden: see Send. For
+	// targets users set, use a [Guard.Transport].
 	HTTP *http.Client
 }
 
@@ -76,19 +76,14 @@ type body struct {
 	Extras   map[string]any `json:"extras,omitempty"`
 }
 
-// errorBody is the shape of every Gotify error answer.
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorCode        int    `json:"errorCode"`
-	ErrorDescription string `json:"errorDescription"`
-}
-
 // Send posts m to t and returns the id Gotify gave the stored message.
 //
-// Errors: an invalid t, a 3xx or 4xx answer (except 408 and 429), or a 2xx
-// answer that is not a Gotify message match [ErrRejected] (the 3xx/4xx ones
-// are a [*RejectedError]); a 5xx, 408, 429, network error, timeout or done
-// ctx match [ErrTemporary] and wrap the cause. Redirects are not followed:
+// Errors: an invalid t, an address a [Guard] refused (also matching
+// [ErrForbiddenAddress]), a 3xx or 4xx answer (except 408 and 429), or a
+// 2xx answer that is not a Gotify message match [ErrRejected] (the 3xx/4xx
+// ones are a [*RejectedError]); a 5xx, 408, 429, network error, timeout or
+// done ctx match [ErrTemporary] and wrap the cause. No error quotes the
+// answer. Redirects are not followed, so no redirect escapes the Guard:
 // net/http would replay X-Gotify-Key to whatever host a redirect names, and
 // it turns a redirected POST into a GET that cannot push anyway.
 func (c *Client) Send(ctx context.Context, t Target, m Message) (id int64, err error) {
@@ -113,7 +108,13 @@ func (c *Client) Send(ctx context.Context, t Target, m Message) (id int64, err e
 	req.Header.Set("X-Gotify-Key", t.Token)
 
 	resp, err := c.httpClient().Do(req)
-	if err != nil { // *url.Error names the URL without userinfo; the token is only in a header
+	var refused *AddressError
+	switch {
+	case errors.As(err, &refused): // the same target is refused again until the admin allows it
+		return 0, fmt.Errorf("%w: %s: %w", ErrRejected, u.Redacted(), refused)
+	case errors.Is(err, ErrForbiddenAddress):
+		return 0, fmt.Errorf("%w: %s: %w", ErrRejected, u.Redacted(), ErrForbiddenAddress)
+	case err != nil: // *url.Error names the URL without userinfo; the token is only in a header
 		return 0, fmt.Errorf("%w: %w", ErrTemporary, err)
 	}
 	defer resp.Body.Close()
@@ -121,7 +122,7 @@ func (c *Client) Send(ctx context.Context, t Target, m Message) (id int64, err e
 	if err != nil {
 		return 0, fmt.Errorf("%w: read answer: %w", ErrTemporary, err)
 	}
-	return decodeAnswer(resp, answer, t.Token)
+	return decodeAnswer(resp, answer)
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -133,8 +134,11 @@ func (c *Client) httpClient() *http.Client {
 	return &hc
 }
 
-// decodeAnswer turns Gotify's answer into an id or a classified error.
-func decodeAnswer(resp *http.Response, answer []byte, token string) (int64, error) {
+// decodeAnswer turns Gotify's answer into an id or a classified error. The
+// error says the status and a fixed hint, never anything the answer holds
+// (body, Location): a user chooses the target, and must not learn from the
+// errors what answers at an address of their choosing.
+func decodeAnswer(resp *http.Response, answer []byte) (int64, error) {
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:
@@ -143,57 +147,29 @@ func decodeAnswer(resp *http.Response, answer []byte, token string) (int64, erro
 		}
 		if err := json.Unmarshal(answer, &stored); err != nil || stored.ID <= 0 {
 			// Likely a URL that reaches a web page, not Gotify; retrying won't fix it.
-			return 0, fmt.Errorf("%w: %d answer is not a Gotify message (is the URL right?): %s",
-				ErrRejected, code, describe(answer, token))
+			return 0, fmt.Errorf("%w: %d answer is not a Gotify message; set the Gotify server's base URL", ErrRejected, code)
 		}
 		return stored.ID, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		// 408 and 429 come from proxies in front of Gotify and ask for a later retry.
-		return 0, fmt.Errorf("%w: %d %s: %s", ErrTemporary, code, http.StatusText(code), describe(answer, token))
+		return 0, fmt.Errorf("%w: %d %s", ErrTemporary, code, http.StatusText(code))
+	}
+	return 0, &RejectedError{Status: code, Message: hint(code)} // 3xx, 4xx, and 1xx that net/http did not consume
+}
+
+// hint says what a 3xx or 4xx answer usually means and what to change.
+func hint(code int) string {
+	switch {
 	case code >= 300 && code < 400:
-		msg := "redirect not followed; set the URL to where it points"
-		if loc := resp.Header.Get("Location"); loc != "" {
-			msg = fmt.Sprintf("redirect to %s not followed; set the URL to it", clip(scrub(loc, token)))
-		}
-		return 0, &RejectedError{Status: code, Message: msg}
-	default: // 4xx, and 1xx that net/http did not consume
-		return 0, &RejectedError{Status: code, Message: describe(answer, token)}
+		return "redirect not followed; set the URL to the address it redirects to (open it in a browser to see)"
+	case code == http.StatusUnauthorized:
+		return "the token is not an application token of this Gotify; create one under Gotify → Apps"
+	case code == http.StatusForbidden:
+		return "the token may not push; use an application token from Gotify → Apps"
+	case code == http.StatusNotFound:
+		return "no Gotify API at this URL; check its path"
+	case code == http.StatusRequestEntityTooLarge:
+		return "the message is too large for Gotify or a proxy in front of it"
 	}
-}
-
-// describe is Gotify's errorDescription if the answer has one, else the
-// answer's start, scrubbed of the token (a proxy may echo request headers).
-func describe(answer []byte, token string) string {
-	var e errorBody
-	if json.Unmarshal(answer, &e) == nil && e.ErrorDescription != "" {
-		return clip(scrub(e.ErrorDescription, token))
-	}
-	if s := strings.TrimSpace(string(answer)); s != "" {
-		return clip(scrub(s, token))
-	}
-	return "(empty answer)"
-}
-
-func scrub(s, token string) string {
-	if token == "" {
-		return s
-	}
-	out := strings.ReplaceAll(s, token, "REDACTED")
-	if strings.Contains(out, token) { // the marker and what follows spelled it again
-		return "(answer withheld: it quoted the token)"
-	}
-	return out
-}
-
-// clip cuts s to at most maxMessage bytes, ellipsis included, without
-// splitting a UTF-8 sequence.
-func clip(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	cut := maxMessage - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return "Gotify refused the message; check the URL and the application token"
 }

@@ -142,14 +142,14 @@ func TestSendRejected(t *testing.T) {
 		token      func(g *gotifytest.Server) string
 		msg        gotify.Message
 		wantStatus int
-		wantDesc   string
+		wantHint   string // fixed by the status: the answer's own text never shows
 	}{
 		{"unknown token", func(*gotifytest.Server) string { return "A-wrong-token" }, gotify.Message{Message: "m"},
-			401, "you need to provide a valid access token or user credentials to access this api"},
+			401, "the token is not an application token of this Gotify; create one under Gotify → Apps"},
 		{"client token cannot push", (*gotifytest.Server).ClientToken, gotify.Message{Message: "m"},
-			401, "you need to provide a valid access token or user credentials to access this api"},
+			401, "the token is not an application token of this Gotify; create one under Gotify → Apps"},
 		{"missing message", (*gotifytest.Server).AppToken, gotify.Message{Title: "only a title"},
-			400, "Field 'message' is required"},
+			400, "Gotify refused the message; check the URL and the application token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,8 +161,8 @@ func TestSendRejected(t *testing.T) {
 			checkClass(t, err, true)
 			checkNoToken(t, err, target.Token)
 			var re *gotify.RejectedError
-			if !errors.As(err, &re) || re.Status != tt.wantStatus || re.Message != tt.wantDesc {
-				t.Errorf("Send error = %#v, want RejectedError{%d, %q}", err, tt.wantStatus, tt.wantDesc)
+			if !errors.As(err, &re) || re.Status != tt.wantStatus || re.Message != tt.wantHint {
+				t.Errorf("Send error = %#v, want RejectedError{%d, %q}", err, tt.wantStatus, tt.wantHint)
 			}
 			if n, stored := g.Requests(), len(g.Messages()); n != 1 || stored != 0 {
 				t.Errorf("%d requests, %d stored; want 1, 0", n, stored)
@@ -254,11 +254,11 @@ func TestSendOddAnswers(t *testing.T) {
 			0, "is not a Gotify message"},
 		{"redirect not followed", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, other+"/message", http.StatusTemporaryRedirect)
-		}, 307, "redirect to " + other + "/message not followed"},
-		{"404 page echoing the token, clipped", func(w http.ResponseWriter, r *http.Request) {
+		}, 307, "redirect not followed"},
+		{"404 page echoing the token", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(404)
 			_, _ = io.WriteString(w, "no such page; you sent "+r.Header.Get("X-Gotify-Key")+strings.Repeat(" ééé", 100))
-		}, 404, "you sent REDACTED"},
+		}, 404, "no Gotify API at this URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,8 +271,8 @@ func TestSendOddAnswers(t *testing.T) {
 				t.Errorf("Send error %q, want it to say %q", err, tt.wantIn)
 			}
 			var re *gotify.RejectedError
-			if errors.As(err, &re) != (tt.wantStatus != 0) || (re != nil && (re.Status != tt.wantStatus || len(re.Message) > 200)) {
-				t.Errorf("Send error %#v, want RejectedError status %d (0: none), message ≤ 200 bytes", err, tt.wantStatus)
+			if errors.As(err, &re) != (tt.wantStatus != 0) || (re != nil && re.Status != tt.wantStatus) {
+				t.Errorf("Send error %#v, want RejectedError status %d (0: none)", err, tt.wantStatus)
 			}
 		})
 	}

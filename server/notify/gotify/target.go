@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -99,4 +100,16 @@ func (t Target) hintOrNone() string {
 		return h
 	}
 	return "none"
+}
+
+// scrub replaces token in s, for errors that may quote what holds it.
+func scrub(s, token string) string {
+	if token == "" {
+		return s
+	}
+	out := strings.ReplaceAll(s, token, "REDACTED")
+	if strings.Contains(out, token) { // the marker and what follows spelled it again
+		return "(withheld: it quoted the token)"
+	}
+	return out
 }

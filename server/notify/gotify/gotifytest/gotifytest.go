@@ -7,6 +7,7 @@
 // It owns one user with one application and one client; it has no
 // WebSocket stream, no other endpoints and no persistence. SetDown simulates
 // an outage the way a reverse proxy in front of Gotify shows one (503).
+// [Resolver] stands for a DNS name the user controls.
 package gotifytest
 
 import (
