@@ -13,12 +13,13 @@ import (
 
 func shareTerminalCommand(cfgFlags func(...cli.Flag) []cli.Flag) *cli.Command {
 	return &cli.Command{Name: "share-terminal", Usage: "run a command (default: your shell) and let others watch it, or type",
-		ArgsUsage: "[-- COMMAND ARGS...]",
+		ArgsUsage: commandLineUsage,
 		Description: "Prints a share id. Others join from a shell with 'mesh agent join-terminal ID'\n" +
 			"(directly over QUIC) or watch in the web app. Your own user may always watch; others\n" +
 			"only when named with --allow. Viewers type only with --allow-input. Your terminal stays\n" +
 			"the command's terminal (Ctrl-C goes to the command); the share ends when the command\n" +
-			"exits, and share-terminal exits with its exit code.",
+			"exits, and share-terminal exits with its exit code. Its own flags go\n" +
+			"before COMMAND; everything after COMMAND is the command's, flags included.",
 		Flags: cfgFlags(
 			&cli.BoolFlag{Name: "allow-input", Usage: "let viewers type into the terminal"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "another `USER` who may watch (repeatable)"},
