@@ -364,3 +364,36 @@ func (l *logBuf) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestUnboundSession: a session without an initiator device, over real
+// QUIC: a device of someone else is refused at TLS, the first of the user's
+// devices binds it, the second hears "token already used".
+func TestUnboundSession(t *testing.T) {
+	t.Parallel()
+	a, b, c := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil), newTestPeer(t, "dev-c", nil)
+	stranger := newTestPeer(t, "bobs-pc", func(c *EndpointConfig) { c.User = "bob" })
+	got := make(chan protocol.P2PSession, 2)
+	b.serve(t, func(_ context.Context, ps *PeerSession) { got <- ps.Session })
+	s := session("s1", a, b, time.Now().Add(time.Minute))
+	s.InitiatorDeviceID, s.Endpoints.Initiator = "", protocol.Endpoint{}
+	s.Initiators = []protocol.DeviceCert{{DeviceID: "dev-a", Fingerprint: a.id.Fingerprint}, {DeviceID: "dev-c", Fingerprint: c.id.Fingerprint}}
+	b.cfg.Sessions.Add(s, "alice")
+
+	if _, err := stranger.ep.Dial(t.Context(), s); !errors.Is(err, ErrCertificateRefused) {
+		t.Fatalf("Dial from another user's device = %v, want ErrCertificateRefused", err)
+	}
+	ps, err := c.ep.Dial(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Dial from one of the user's devices: %v", err)
+	}
+	ps.Close("done")
+	if bound := <-got; bound.InitiatorDeviceID != "dev-c" || bound.Endpoints.Initiator.Fingerprint != c.id.Fingerprint {
+		t.Errorf("target's session = %+v, want it bound to dev-c and its certificate", bound)
+	}
+	_, err = a.ep.Dial(t.Context(), s)
+	checkDenied(t, err, ReasonUsed)
+	b.stop()
+	if n := b.calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1", n)
+	}
+}

@@ -42,18 +42,19 @@ type DirectSession struct {
 }
 
 // SendDirect sends over a session given by hand (--session-id, --peer-addr,
-// --token, --fingerprint), without asking the server.
+// --token, and --fingerprint or, without it, the target's pin from the
+// server: see pinTarget).
 func SendDirect(ctx context.Context, cfg Config, dir string, ds DirectSession, o SendOptions, log *slog.Logger) (transfer.Result, error) {
 	host, portS, err := net.SplitHostPort(ds.PeerAddr)
 	port, perr := strconv.Atoi(portS)
 	if err != nil || perr != nil {
 		return transfer.Result{}, fmt.Errorf("--peer-addr %q: want HOST:PORT", ds.PeerAddr)
 	}
-	if !protocol.ValidFingerprint(ds.Fingerprint) {
-		return transfer.Result{}, errors.New("--fingerprint: want the target's \"sha256:…\" from the session answer (endpoints.target.fingerprint)")
-	}
 	sess := protocol.P2PSession{SessionID: ds.SessionID, SessionToken: ds.Token, Kind: protocol.SessionFile,
 		InitiatorDeviceID: cfg.DeviceID, TargetDeviceID: ds.PeerAddr, Endpoints: protocol.Endpoints{Target: protocol.Endpoint{IP: host, Port: port, Fingerprint: ds.Fingerprint}}}
+	if err := pinTarget(ctx, cfg, &sess); err != nil { // without --fingerprint, asks the server
+		return transfer.Result{}, err
+	}
 	return send(ctx, cfg, dir, sess, o, log)
 }
 

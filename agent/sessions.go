@@ -36,6 +36,7 @@ type SessionCache struct {
 
 type cached struct {
 	Pending
+	certs    []string // fingerprints that pass TLS until expiry, fixed at Add
 	redeemed bool
 }
 
@@ -66,7 +67,7 @@ func (c *SessionCache) Add(s protocol.P2PSession, fromUser string) {
 	if old, ok := c.sessions[s.SessionID]; ok && old.redeemed {
 		return
 	}
-	c.sessions[s.SessionID] = &cached{Pending: Pending{Session: s, FromUser: fromUser}}
+	c.sessions[s.SessionID] = &cached{Pending: Pending{Session: s, FromUser: fromUser}, certs: initiatorCerts(s)}
 	close(c.added)
 	c.added = make(chan struct{})
 }
@@ -76,6 +77,9 @@ func (c *SessionCache) Add(s protocol.P2PSession, fromUser string) {
 // refusal is a [*DenyError] with one of the Reason constants. An attempt with
 // the wrong token leaves the session usable; once the token matched, the
 // session is spent even if the device, kind or certificate is then refused.
+// A session without an initiator device may be redeemed by any device in
+// its Initiators presenting that device's certificate; the returned session
+// names that device as its initiator.
 func (c *SessionCache) Redeem(h Hello, peerFingerprint string) (Pending, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,19 +96,51 @@ func (c *SessionCache) Redeem(h Hello, peerFingerprint string) (Pending, error) 
 		return Pending{}, &DenyError{ReasonToken}
 	}
 	e.redeemed = true
+	want, ok := initiator(e.Session, h.DeviceID)
 	switch {
-	case h.DeviceID != e.Session.InitiatorDeviceID:
+	case !ok:
 		return Pending{}, &DenyError{ReasonDevice}
 	case h.Kind != e.Session.Kind:
 		return Pending{}, &DenyError{ReasonKind}
-	case peerFingerprint == "" || peerFingerprint != e.Session.Endpoints.Initiator.Fingerprint:
+	case peerFingerprint == "" || peerFingerprint != want:
 		return Pending{}, &DenyError{ReasonCertificate}
 	}
+	// A session without an initiator is now the session of this device.
+	e.Session.InitiatorDeviceID, e.Session.Endpoints.Initiator.Fingerprint = h.DeviceID, want
+	e.Session.Initiators = nil
 	return e.Pending, nil
 }
 
+// initiator returns the certificate fingerprint device must present to use
+// s: the named initiator's, or for a session without one, that of device
+// in s.Initiators. ok is false when device may not use s.
+func initiator(s protocol.P2PSession, device string) (fingerprint string, ok bool) {
+	if s.InitiatorDeviceID != "" {
+		return s.Endpoints.Initiator.Fingerprint, device == s.InitiatorDeviceID
+	}
+	for _, d := range s.Initiators {
+		if d.DeviceID == device && device != "" {
+			return d.Fingerprint, true
+		}
+	}
+	return "", false
+}
+
+// initiatorCerts lists the fingerprints that may pass TLS for s.
+func initiatorCerts(s protocol.P2PSession) []string {
+	if s.InitiatorDeviceID != "" {
+		return []string{s.Endpoints.Initiator.Fingerprint}
+	}
+	fps := make([]string, len(s.Initiators))
+	for i, d := range s.Initiators {
+		fps[i] = d.Fingerprint
+	}
+	return fps
+}
+
 // InitiatorFingerprints returns the initiator fingerprints of unexpired
-// sessions, redeemed ones included: the certificates the TLS layer lets in.
+// sessions, redeemed ones included, and every listed device's of sessions
+// announced without an initiator: the certificates the TLS layer lets in.
 func (c *SessionCache) InitiatorFingerprints() map[string]bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -116,10 +152,16 @@ func (c *SessionCache) initiatorsLocked() map[string]bool {
 	now := c.now()
 	fps := make(map[string]bool)
 	for _, e := range c.sessions {
-		// A redeemed session's initiator still passes TLS until expiry, so a
-		// replayed token hears "token already used" rather than a TLS alert.
-		if now.Before(e.Session.ExpiresAt) && e.Session.Endpoints.Initiator.Fingerprint != "" {
-			fps[e.Session.Endpoints.Initiator.Fingerprint] = true
+		if !now.Before(e.Session.ExpiresAt) {
+			continue
+		}
+		// A redeemed session's initiators still pass TLS until expiry, so a
+		// replayed token, or a second device trying a session without an
+		// initiator, hears "token already used" rather than a TLS alert.
+		for _, fp := range e.certs {
+			if fp != "" {
+				fps[fp] = true
+			}
 		}
 	}
 	return fps

@@ -265,3 +265,79 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+const fpC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+// unboundSession is what the server announces for a session asked for
+// without initiator_device_id: dev-a or dev-c may use it.
+func unboundSession(id string, expires time.Time) protocol.P2PSession {
+	s := cachedSession(id, expires)
+	s.InitiatorDeviceID, s.Endpoints.Initiator = "", protocol.Endpoint{}
+	s.Initiators = []protocol.DeviceCert{{DeviceID: "dev-a", Fingerprint: fpA}, {DeviceID: "dev-c", Fingerprint: fpC}}
+	return s
+}
+
+// TestRedeemUnbound: the first listed device to present its own certificate
+// with the token binds the session; nobody uses it after that.
+func TestRedeemUnbound(t *testing.T) {
+	t.Parallel()
+	hello := func(device string) Hello {
+		return Hello{SessionID: "s1", Token: "tok-s1", DeviceID: device, Kind: protocol.SessionFile}
+	}
+	for _, tt := range []struct {
+		name, device, fp, want string
+	}{
+		{"listed device", "dev-c", fpC, ""},
+		{"the other listed device", "dev-a", fpA, ""},
+		{"unlisted device", "dev-x", fpA, ReasonDevice},
+		{"another listed device's certificate", "dev-a", fpC, ReasonCertificate},
+		{"the target's certificate", "dev-b", fpB, ReasonDevice},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clk := newClock()
+			c := NewSessionCache(clk.Now)
+			c.Add(unboundSession("s1", clk.Now().Add(time.Minute)), "alice")
+			if diff := cmp.Diff(map[string]bool{fpA: true, fpC: true}, c.InitiatorFingerprints()); diff != "" {
+				t.Errorf("InitiatorFingerprints before use (-want +got):\n%s", diff)
+			}
+			p, err := c.Redeem(hello(tt.device), tt.fp)
+			if tt.want != "" {
+				if d, ok := errors.AsType[*DenyError](err); !ok || d.Reason != tt.want {
+					t.Fatalf("Redeem(%s, %s) = %v, want DenyError %q", tt.device, tt.fp, err, tt.want)
+				}
+			} else if err != nil || p.Session.InitiatorDeviceID != tt.device || p.Session.Endpoints.Initiator.Fingerprint != tt.fp {
+				t.Fatalf("Redeem(%s) = %+v, %v; want the session bound to %s and its certificate", tt.device, p.Session, err, tt.device)
+			}
+			// Whoever comes next, the token is spent, and both certificates
+			// still pass TLS so a second device hears why.
+			for _, next := range []struct{ device, fp string }{{"dev-a", fpA}, {"dev-c", fpC}} {
+				if _, err := c.Redeem(hello(next.device), next.fp); err == nil {
+					t.Errorf("after %s, Redeem(%s) succeeded too", tt.name, next.device)
+				} else if d, ok := errors.AsType[*DenyError](err); !ok || d.Reason != ReasonUsed {
+					t.Errorf("after %s, Redeem(%s) = %v, want %q", tt.name, next.device, err, ReasonUsed)
+				}
+			}
+			if diff := cmp.Diff(map[string]bool{fpA: true, fpC: true}, c.InitiatorFingerprints()); diff != "" {
+				t.Errorf("InitiatorFingerprints after use (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRedeemBoundIgnoresInitiators: a list beside a named initiator widens
+// nothing.
+func TestRedeemBoundIgnoresInitiators(t *testing.T) {
+	t.Parallel()
+	c := NewSessionCache(nil)
+	s := cachedSession("s1", time.Now().Add(time.Minute))
+	s.Initiators = []protocol.DeviceCert{{DeviceID: "dev-c", Fingerprint: fpC}}
+	c.Add(s, "alice")
+	if got := c.InitiatorFingerprints(); got[fpC] {
+		t.Errorf("InitiatorFingerprints = %v: dev-c passes TLS for a session bound to dev-a", got)
+	}
+	_, err := c.Redeem(Hello{SessionID: "s1", Token: "tok-s1", DeviceID: "dev-c", Kind: protocol.SessionFile}, fpC)
+	if d, ok := errors.AsType[*DenyError](err); !ok || d.Reason != ReasonDevice {
+		t.Errorf("Redeem(dev-c) of dev-a's session = %v, want %q", err, ReasonDevice)
+	}
+}

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -36,25 +37,42 @@ type P2PSessionRequest struct {
 
 // Validate checks kind is [SessionFile] (with target_device_id) or
 // [SessionTerminal] (with share_id) and ttl is 0 or
-// [MinSessionTTL]–[MaxSessionTTL]. Its errors wrap [ErrMalformed].
+// [MinSessionTTL]–[MaxSessionTTL]. Its errors wrap [ErrMalformed] and read
+// in the words of the request, since they are also the HTTP API's answer:
+// "ttl 30 is out of range: want 60 to 180 seconds (default 120)".
 func (r P2PSessionRequest) Validate() error {
 	switch {
+	case r.Kind == "":
+		return refuse(`kind is required: "file" or "terminal"`)
 	case r.Kind != SessionFile && r.Kind != SessionTerminal:
-		return invalid("kind", `must be "file" or "terminal", got %q`, r.Kind)
-	case r.Kind == SessionTerminal:
-		if err := shareID(r.ShareID); err != nil {
-			return err
-		}
-	case r.TargetDeviceID == "":
-		return invalid("target_device_id", "is required")
-	case r.ShareID != "":
-		return invalid("share_id", "is only for terminal sessions")
-	}
-	if r.TTL != 0 && (r.TTL < MinSessionTTL || r.TTL > MaxSessionTTL) {
-		return invalid("ttl", "must be %d-%d seconds (or left out for %d), got %d",
-			MinSessionTTL, MaxSessionTTL, DefaultSessionTTL, r.TTL)
+		return refuse(`kind %.40q is not a session kind: want "file" or "terminal"`, r.Kind)
+	case r.Kind == SessionTerminal && r.ShareID == "":
+		return refuse("share_id is required for a terminal session: name the share to join")
+	case r.Kind == SessionTerminal && len(r.ShareID) > MaxShareID:
+		return refuse("share_id is %d bytes: the limit is %d", len(r.ShareID), MaxShareID)
+	case r.Kind == SessionTerminal && !shareIDChars(r.ShareID):
+		return refuse("share_id %q may hold only letters, digits, '-' and '_'", r.ShareID)
+	case r.Kind == SessionFile && r.TargetDeviceID == "":
+		return refuse("target_device_id is required for a file session: name the device to send to")
+	case r.Kind == SessionFile && r.ShareID != "":
+		return refuse("share_id is only for terminal sessions: leave it out of a file session")
+	case r.TTL != 0 && (r.TTL < MinSessionTTL || r.TTL > MaxSessionTTL):
+		return refuse("ttl %d is out of range: want %d to %d seconds (default %d)",
+			r.TTL, MinSessionTTL, MaxSessionTTL, DefaultSessionTTL)
 	}
 	return nil
+}
+
+// requestError is a request that breaks a rule, said in the request's own
+// words: no "malformed frame" prefix, which would name the wrong thing in an
+// HTTP answer. It wraps [ErrMalformed] like every payload error.
+type requestError struct{ msg string }
+
+func (e *requestError) Error() string { return e.msg }
+func (e *requestError) Unwrap() error { return ErrMalformed }
+
+func refuse(format string, args ...any) error {
+	return &requestError{fmt.Sprintf(format, args...)}
 }
 
 // Endpoint is where a device's QUIC listener is and the fingerprint its
@@ -83,6 +101,18 @@ type P2PSession struct {
 	TargetDeviceID    string    `json:"target_device_id"`
 	ShareID           string    `json:"share_id,omitempty"` // terminal sessions: the share to join
 	Endpoints         Endpoints `json:"endpoints"`
+	// Initiators is set only when InitiatorDeviceID is empty (a session
+	// asked for without initiator_device_id): the requester's enrolled
+	// devices, any one of which may use the session once with its own
+	// certificate; the first to do so binds it. Endpoints.Initiator is
+	// then empty.
+	Initiators []DeviceCert `json:"initiators,omitempty"`
+}
+
+// DeviceCert names an enrolled device and its certificate fingerprint.
+type DeviceCert struct {
+	DeviceID    string `json:"device_id"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // Media kinds of a call, the values of [Call].Media.
@@ -276,12 +306,20 @@ func shareID(id string) error {
 	if id == "" || len(id) > MaxShareID {
 		return invalid("share_id", "must be 1-%d bytes, got %d", MaxShareID, len(id))
 	}
-	for _, c := range []byte(id) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return invalid("share_id", "may hold only letters, digits, '-' and '_', got %q", id)
-		}
+	if !shareIDChars(id) {
+		return invalid("share_id", "may hold only letters, digits, '-' and '_', got %q", id)
 	}
 	return nil
+}
+
+// shareIDChars reports whether id holds only letters, digits, '-' and '_'.
+func shareIDChars(id string) bool {
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func size(cols, rows int) error {

@@ -59,7 +59,7 @@ func TestValidate(t *testing.T) {
 		{"p2p", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d"}, ""},
 		{"p2p ttl 60", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: 60}, ""},
 		{"p2p ttl 180", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: 180}, ""},
-		{"p2p ttl 59", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: 59}, "ttl must be 60-180"},
+		{"p2p ttl 59", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: 59}, "ttl 59 is out of range: want 60 to 180 seconds"},
 		{"p2p ttl 181", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: 181}, "ttl"},
 		{"p2p ttl negative", protocol.P2PSessionRequest{Kind: protocol.SessionFile, TargetDeviceID: "d", TTL: -1}, "ttl"},
 		{"p2p bad kind", protocol.P2PSessionRequest{Kind: "video", TargetDeviceID: "d"}, "kind"},

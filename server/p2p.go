@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,29 +19,24 @@ import (
 // sessionTokenPrefix marks peer-to-peer session tokens.
 const sessionTokenPrefix = "mst_"
 
+// maxInitiators bounds the devices a session without an initiator device
+// lists, so p2p.session.created stays far below the 64 KiB frame cap.
+const maxInitiators = 100
+
 // newSession issues a single-use token for initiator → target and tells both
 // agents. caller is the device that asked (empty for a user's own session),
 // callerIP the address the request came from. The target of a file session
 // is a device's agent daemon; that of a terminal session is the agent
-// sharing req.ShareID, and only it hears of the session.
+// sharing req.ShareID, and only it hears of the session. A user's own
+// request that names no initiator device gets a session any one of the
+// user's other devices may use (Initiators lists them).
 func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP string, req protocol.P2PSessionRequest) (protocol.P2PSession, error) {
 	var none protocol.P2PSession
 	if err := req.Validate(); err != nil {
 		return none, errorf(http.StatusBadRequest, "invalid_request", "%s", err.Error())
 	}
-	initiator := req.InitiatorDeviceID
-	switch {
-	case caller != "" && initiator != "" && initiator != caller:
-		return none, errorf(http.StatusForbidden, "forbidden", "a device token can start sessions only for its own device %q", caller)
-	case caller != "":
-		initiator = caller
-	case initiator == "":
-		return none, missing("initiator_device_id")
-	}
-	from, err := s.store.DeviceByID(ctx, initiator)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && from.UserID != u.ID) {
-		return none, errorf(http.StatusNotFound, "device_not_found", "you have no device %q; 'mesh agent login' enrols one", initiator)
-	} else if err != nil {
+	from, err := s.initiatorDevice(ctx, u, caller, req.InitiatorDeviceID)
+	if err != nil {
 		return none, err
 	}
 	var to string
@@ -54,14 +50,6 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 	if err != nil {
 		return none, err
 	}
-	ini := protocol.Endpoint{IP: callerIP, Fingerprint: from.Fingerprint}
-	fc := s.hub.deviceConn(from.ID)
-	if fc != nil {
-		ini = fc.endpoint()
-	}
-	if ini.Fingerprint == "" {
-		return none, errorf(http.StatusConflict, "no_fingerprint", "device %q has no certificate on record; run 'mesh agent login' on it again", from.ID)
-	}
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = protocol.DefaultSessionTTL
@@ -72,7 +60,16 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 		SessionToken: sessionTokenPrefix + randomToken(),
 		ExpiresAt:    now.Add(time.Duration(ttl) * time.Second).Truncate(time.Second),
 		Kind:         req.Kind, InitiatorDeviceID: from.ID, TargetDeviceID: to, ShareID: req.ShareID,
-		Endpoints: protocol.Endpoints{Initiator: ini, Target: target},
+		Endpoints: protocol.Endpoints{Target: target},
+	}
+	var fc *conn // the initiator's agent, told too when there is one
+	if from.ID == "" {
+		sess.Initiators, err = s.anyInitiator(ctx, u, to)
+	} else {
+		sess.Endpoints.Initiator, fc, err = s.initiatorEndpoint(from, callerIP)
+	}
+	if err != nil {
+		return none, err
 	}
 	if err := s.store.RecordSession(ctx, store.P2PSession{ID: sess.SessionID, TokenHash: store.HashToken(sess.SessionToken),
 		Kind: sess.Kind, UserID: u.ID, InitiatorDevice: from.ID, TargetDevice: to, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil {
@@ -87,8 +84,68 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 		fc.enqueue(ev)
 	}
 	s.log.Info("p2p session created", "session_id", sess.SessionID, "kind", sess.Kind, "from", from.ID, "to", to,
-		"share_id", sess.ShareID, "user", u.Username)
+		"initiators", len(sess.Initiators), "share_id", sess.ShareID, "user", u.Username)
 	return sess, nil
+}
+
+// initiatorDevice is the device that will use a session: the calling
+// device, or the one the body names, which must be u's. When neither names
+// one it is the zero Device: any of u's devices may use the session.
+func (s *Server) initiatorDevice(ctx context.Context, u store.User, caller, named string) (store.Device, error) {
+	switch {
+	case caller != "" && named != "" && named != caller:
+		return store.Device{}, errorf(http.StatusForbidden, "forbidden", "a device token can start sessions only for its own device %q", caller)
+	case caller != "":
+		named = caller
+	case named == "":
+		return store.Device{}, nil
+	}
+	d, err := s.store.DeviceByID(ctx, named)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != u.ID) {
+		return store.Device{}, errorf(http.StatusNotFound, "device_not_found", "you have no device %q; 'mesh agent login' enrols one", named)
+	}
+	return d, err
+}
+
+// initiatorEndpoint is where from's agent listens and the certificate it
+// must present, with its WebSocket session (nil when it is offline).
+func (s *Server) initiatorEndpoint(from store.Device, callerIP string) (protocol.Endpoint, *conn, error) {
+	ini := protocol.Endpoint{IP: callerIP, Fingerprint: from.Fingerprint}
+	fc := s.hub.deviceConn(from.ID)
+	if fc != nil {
+		ini = fc.endpoint()
+	}
+	if ini.Fingerprint == "" {
+		return ini, nil, errorf(http.StatusConflict, "no_fingerprint", "device %q has no certificate on record; run 'mesh agent login' on it again", from.ID)
+	}
+	return ini, fc, nil
+}
+
+// anyInitiator lists the devices that may use a session of u's to target
+// asked for without an initiator device: every other device of u's with a
+// certificate on record. The target admits the first of them to present
+// its own certificate with the token, and then no other.
+func (s *Server) anyInitiator(ctx context.Context, u store.User, target string) ([]protocol.DeviceCert, error) {
+	ds, err := s.store.Devices(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []protocol.DeviceCert
+	for _, d := range ds {
+		if d.ID != target && protocol.ValidFingerprint(d.Fingerprint) {
+			out = append(out, protocol.DeviceCert{DeviceID: d.ID, Fingerprint: d.Fingerprint})
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return nil, errorf(http.StatusConflict, "no_initiator",
+			"you have no enrolled device besides %q to connect from; run 'mesh agent login' on the machine that will connect", target)
+	case len(out) > maxInitiators:
+		return nil, errorf(http.StatusConflict, "too_many_devices",
+			"you have %d devices, more than a session without initiator_device_id can list (%d); name the device that will connect in initiator_device_id",
+			len(out), maxInitiators)
+	}
+	return out, nil
 }
 
 // fileTarget resolves the target of a file session: device id's agent
@@ -142,6 +199,58 @@ func (s *Server) createSession(c echo.Context) error {
 	return c.JSON(http.StatusCreated, sess)
 }
 
+// sessionAnswer is GET /api/p2p/sessions/{id}: an issued session as its
+// owner may read it again, for the target's endpoint and pin. Never the token.
+type sessionAnswer struct {
+	SessionID         string    `json:"session_id"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	Kind              string    `json:"kind"`
+	InitiatorDeviceID string    `json:"initiator_device_id"` // "": any of the user's devices
+	TargetDeviceID    string    `json:"target_device_id"`
+	Endpoints         struct {
+		Target protocol.Endpoint `json:"target"`
+	} `json:"endpoints"`
+}
+
+// getSession lets the low-level send-file, which was given a session id and
+// token by hand, ask for the target's pin with its own device token. Only
+// the session's user (a user token or any of the user's device tokens) gets
+// an answer; to anyone else the session does not exist.
+func (s *Server) getSession(c echo.Context) error {
+	ctx, id := c.Request().Context(), c.Param("id")
+	p, err := s.store.SessionByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.UserID != currentUser(c).ID) {
+		return errorf(http.StatusNotFound, "session_not_found", "you have no p2p session %.64q; ask for one with POST /api/p2p/sessions", id)
+	} else if err != nil {
+		return err
+	}
+	if d, ok := currentDevice(c); ok && p.InitiatorDevice != "" && !strings.EqualFold(p.InitiatorDevice, d.ID) {
+		return errorf(http.StatusForbidden, "forbidden", "session %q is for device %q, not this device %q: send from there, or ask for a session without initiator_device_id",
+			p.ID, p.InitiatorDevice, d.ID)
+	}
+	if !s.cfg.now().Before(p.ExpiresAt) {
+		return errorf(http.StatusGone, "session_expired", "session %q expired at %s; ask for a new one with POST /api/p2p/sessions",
+			p.ID, p.ExpiresAt.Format(time.RFC3339))
+	}
+	to, err := s.store.DeviceByID(ctx, p.TargetDevice)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "device_not_found", "the target of session %q, device %q, is no longer enrolled", p.ID, p.TargetDevice)
+	} else if err != nil {
+		return err
+	}
+	a := sessionAnswer{SessionID: p.ID, ExpiresAt: p.ExpiresAt, Kind: p.Kind, InitiatorDeviceID: p.InitiatorDevice, TargetDeviceID: to.ID}
+	a.Endpoints.Target.Fingerprint = to.Fingerprint
+	if tc := s.hub.deviceConn(to.ID); tc != nil && p.Kind == protocol.SessionFile {
+		if ep := tc.endpoint(); ep.Fingerprint != "" { // what the running agent announced
+			a.Endpoints.Target = ep
+		}
+	}
+	if a.Endpoints.Target.Fingerprint == "" {
+		return errorf(http.StatusConflict, "no_fingerprint", "device %q has no certificate on record; run 'mesh agent login' on it again", to.ID)
+	}
+	return c.JSON(http.StatusOK, a)
+}
+
 // onSessionRequest is p2p.session.request: the answer, p2p.session.created,
 // reaches this session too when it is the initiator's agent; otherwise it
 // is sent here as well.
@@ -162,7 +271,7 @@ func (s *Server) onSessionRequest(ctx context.Context, c *conn, env protocol.Env
 	} else if err != nil {
 		return err
 	}
-	if c.device.ID != sess.InitiatorDeviceID {
+	if c.device.ID == "" || c.device.ID != sess.InitiatorDeviceID { // the initiator's agent was told already
 		c.sendTo(protocol.TypeP2PSessionCreated, sess)
 	}
 	return nil

@@ -118,6 +118,7 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/devices", s.listDevices, s.requireUser)
 	api.DELETE("/devices/:id", s.revokeDevice, s.requireUser)
 	api.POST("/p2p/sessions", s.createSession, s.requireUser)
+	api.GET("/p2p/sessions/:id", s.getSession, s.requireUser) // the low-level send-file asks for the pin
 	api.GET("/transfers", s.listTransfers, s.requireUser)
 	api.GET("/terminals", s.listTerminals, s.requireUser)
 	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
