@@ -60,7 +60,9 @@
 // "protocol"|"unsafe_name"|"error","reason":"..."} at a frame boundary and
 // stop; the other side returns an error wrapping the matching sentinel.
 // The sender reads everything the receiver says on a goroutine of its own,
-// so neither side blocks on the other's flow control.
+// so neither side blocks on the other's flow control. While it sends data, a
+// 64 KiB piece of it that does not get through within [Options].StallTimeout
+// (5 s) means the receiver is gone: the sender stops with [ErrStalled].
 //
 // # Receiver rules
 //
@@ -80,11 +82,13 @@
 // a bad chunk aborts the transfer ([ErrMismatch]) leaving only verified data
 // behind. After a file's last chunk its whole-file BLAKE3 (hashed while
 // writing, resumed prefix included) is compared; on a match the file is
-// fsynced and given its mode, and a lone file is hard-linked to its name
-// (which fails rather than overwrite) and its .part removed; on a mismatch
-// the data is deleted. When the data ends, every tree whose files all
-// matched gets its directory modes (directories the manifest does not list
-// stay 0o700) and is renamed from TREE.part to its name. A ".part" left by
-// an interrupted transfer is resumed by the next transfer of the same name
-// that lands under the same name.
+// fsynced and given its mode less the receiver's umask ([ProcessUmask]: a bit
+// survives only if the sender had it and the umask allows it), and a lone
+// file is hard-linked to its name (which fails rather than overwrite) and its
+// .part removed; on a mismatch the data is deleted. When the data ends, every
+// tree whose files all matched gets its directory modes, less the umask
+// likewise (directories the manifest does not list stay 0o700) and is renamed
+// from TREE.part to its name. A ".part" left by an interrupted transfer is
+// resumed by the next transfer of the same name that lands under the same
+// name.
 package transfer

@@ -57,6 +57,7 @@ type transferOpts struct {
 	wrapRecv  func(net.Conn) net.Conn // wraps the receiver's end
 	freeSpace func(string) (uint64, error)
 	recvProg  func(Progress)
+	umask     func() fs.FileMode // the receiver's; nil means 022, whatever the test process's
 }
 
 // transfer runs Send and Receive over TCP loopback; like the agent, each
@@ -80,7 +81,10 @@ func transfer(tb testing.TB, inbox string, paths []string, o transferOpts) outco
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer s.Close()
-		r := &Receiver{Inbox: inbox, FreeSpace: o.freeSpace, Options: Options{Progress: o.recvProg}}
+		if o.umask == nil {
+			o.umask = func() fs.FileMode { return 0o022 }
+		}
+		r := &Receiver{Inbox: inbox, FreeSpace: o.freeSpace, Umask: o.umask, Options: Options{Progress: o.recvProg}}
 		out.recv, out.recvErr = r.Receive(o.recvCtx, s)
 	})
 	out.send, out.sendErr = Send(o.sendCtx, c, paths, o.send)

@@ -31,7 +31,7 @@ func (rc *receiver) finishFile(it *item, f *os.File, h *blake3.Hasher) (ackMsg, 
 		it.top.failed = true
 		a.Status, a.Reason = StatusMismatch, "whole-file blake3 is "+got
 	} else {
-		err := errors.Join(f.Sync(), f.Chmod(fs.FileMode(it.Mode)), f.Close())
+		err := errors.Join(f.Sync(), f.Chmod(rc.r.landMode(it.Mode)), f.Close())
 		if err != nil {
 			return a, fmt.Errorf("finish %s: %w", it.disk, err)
 		}
@@ -124,7 +124,7 @@ func (rc *receiver) finishTrees() error {
 			return err
 		}
 		for _, d := range ds {
-			if err := os.Chmod(d.disk, fs.FileMode(d.Mode)); err != nil {
+			if err := os.Chmod(d.disk, rc.r.landMode(d.Mode)); err != nil {
 				return fmt.Errorf("finish %s: %w", d.disk, err)
 			}
 		}
@@ -136,7 +136,7 @@ func (rc *receiver) finishTrees() error {
 			rc.renamed = append(rc.renamed, landing{Name: t.as, As: as})
 		}
 		if t.listed {
-			if err := os.Chmod(filepath.Join(rc.r.Inbox, as), fs.FileMode(t.mode)); err != nil {
+			if err := os.Chmod(filepath.Join(rc.r.Inbox, as), rc.r.landMode(t.mode)); err != nil {
 				return fmt.Errorf("finish %s: %w", as, err)
 			}
 		}

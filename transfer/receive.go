@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -23,7 +24,10 @@ type Receiver struct {
 	// FreeSpace reports the bytes available to an unprivileged user in dir;
 	// nil means statfs(2). A test seam.
 	FreeSpace func(dir string) (uint64, error)
-	Options   // Progress and Now apply; ChunkSize is the sender's to choose
+	// Umask returns the permission bits taken from the sender's modes (see
+	// [ProcessUmask]); nil means this process's umask. A test seam.
+	Umask   func() fs.FileMode
+	Options // Progress and Now apply; ChunkSize is the sender's to choose
 }
 
 // Receive runs the receiving side of one transfer from a peer running [Send]

@@ -21,7 +21,14 @@ var (
 	ErrNoSpace = errors.New("not enough free space")
 	// ErrCanceled means ctx was done; the error also wraps ctx.Err().
 	ErrCanceled = errors.New("transfer canceled")
+	// ErrStalled means the sender's data stopped getting through for
+	// [Options].StallTimeout while it was sending: the receiver is gone,
+	// or alive but no longer reading.
+	ErrStalled = errors.New("receiver stopped answering")
 )
+
+// DefaultStallTimeout is [Options].StallTimeout when it is 0.
+const DefaultStallTimeout = 5 * time.Second
 
 // Values of [FileResult].Status.
 const (
@@ -42,6 +49,14 @@ type Options struct {
 	Progress func(Progress)
 	// Now is the clock for Result.Duration; nil means time.Now.
 	Now func() time.Time
+	// StallTimeout is how long the sender's writes may get nothing through
+	// while it sends data before [Send] gives up with [ErrStalled]; 0 means
+	// [DefaultStallTimeout], negative never. It needs a stream with write
+	// deadlines (net.Conn and *quic.Stream have them). Waits outside the
+	// data (for the plan while the receiver hashes what it has, for the
+	// summary while it syncs) are not timed here: a transport's own idle
+	// timeout covers them. The receiver ignores it.
+	StallTimeout time.Duration
 }
 
 // Progress is a snapshot of a running transfer. Byte counts include bytes
@@ -122,6 +137,14 @@ func applyRenames(files []FileResult, renamed []landing) {
 			}
 		}
 	}
+}
+
+// stallTimeout is StallTimeout with its default applied; <= 0 means never.
+func (o *Options) stallTimeout() time.Duration {
+	if o.StallTimeout == 0 {
+		return DefaultStallTimeout
+	}
+	return o.StallTimeout
 }
 
 // clock returns o.Now or time.Now.

@@ -23,8 +23,8 @@ import (
 //
 // Send returns a nil error only if the receiver confirmed the whole-file
 // BLAKE3 of every file sent and refused nothing; otherwise the error wraps
-// [ErrMismatch], [ErrUnsafeName], [ErrNoSpace], [ErrProtocol] or
-// [ErrCanceled] where one applies. The Result covers what got done either way.
+// [ErrMismatch], [ErrUnsafeName], [ErrNoSpace], [ErrProtocol], [ErrStalled]
+// or [ErrCanceled] where one applies. The Result covers what got done either way.
 //
 // The caller owns rw and closes it after Send returns. When ctx is done, Send
 // interrupts blocked I/O through rw's SetDeadline (net.Conn and *quic.Stream
@@ -90,7 +90,7 @@ func (sd *sender) run(ctx context.Context, paths []string) error {
 	go sd.rep.run(bufio.NewReaderSize(sd.s, 16<<10), sd.s)
 	if err = sd.exchange(ctx); err != nil {
 		tellPeer(sd.s, sd.bw, err)
-		if sd.s.broken.Load() {
+		if sd.s.broken.Load() && !errors.Is(err, ErrStalled) { // a stalled peer has nothing more to say
 			// The peer may have said why before it went: let the reader
 			// drain what already arrived.
 			t := time.NewTimer(drainGrace)
@@ -148,6 +148,10 @@ func (sd *sender) exchange(ctx context.Context) error {
 	if err := sd.apply(ctx, p); err != nil {
 		return err
 	}
+	// While data flows the receiver takes it as fast as it can: a write that
+	// gets nothing through for a few seconds means it is gone.
+	sd.s.watchWrites(sd.opts.stallTimeout())
+	defer sd.s.watchWrites(0)
 	if err := sd.stream(ctx); err != nil {
 		return err
 	}

@@ -5,16 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // stream wraps the caller's stream: it remembers whether the stream itself
-// failed (then no abort message is worth sending) and can interrupt blocked
-// I/O through a deadline.
+// failed (then no abort message is worth sending), can interrupt blocked
+// I/O through a deadline, and while stall is set gives every piece of a
+// write that long to get through.
 type stream struct {
 	rw     io.ReadWriter
-	broken atomic.Bool // a Read or Write failed
+	broken atomic.Bool   // a Read or Write failed
+	stall  time.Duration // > 0: writes are watched; set and read by the writing goroutine only
+
+	mu          sync.Mutex // guards interrupted; orders write deadlines after an interrupt
+	interrupted bool
 }
 
 func (s *stream) Read(p []byte) (int, error) {
@@ -25,18 +31,76 @@ func (s *stream) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// stallPiece is how much of a watched write must get through within the
+// stall timeout: small enough that a slow link (13 KB/s for 5 s) moves it,
+// large enough that the deadline costs nothing next to the bytes.
+const stallPiece = 64 << 10
+
 func (s *stream) Write(p []byte) (int, error) {
-	n, err := s.rw.Write(p)
-	if err != nil {
-		s.broken.Store(true)
+	if s.stall <= 0 {
+		n, err := s.rw.Write(p)
+		if err != nil {
+			s.broken.Store(true)
+		}
+		return n, err
 	}
-	return n, err
+	var done int
+	for done < len(p) {
+		s.writeDeadline(time.Now().Add(s.stall))
+		n, err := s.rw.Write(p[done:min(len(p), done+stallPiece)])
+		done += n
+		if err != nil {
+			s.broken.Store(true)
+			if isTimeout(err) && !s.wasInterrupted() {
+				err = fmt.Errorf("%w: no data got through for %s", ErrStalled, s.stall)
+			}
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// watchWrites makes every write from now on fail with [ErrStalled] when
+// a piece of it does not get through within d, if the stream has write
+// deadlines; d <= 0 stops watching.
+func (s *stream) watchWrites(d time.Duration) {
+	if _, ok := s.rw.(interface{ SetWriteDeadline(time.Time) error }); !ok {
+		return
+	}
+	if s.stall > 0 && d <= 0 {
+		s.writeDeadline(time.Time{})
+	}
+	s.stall = d
+}
+
+// writeDeadline sets the write deadline unless the stream was interrupted,
+// whose deadline in the past must stay.
+func (s *stream) writeDeadline(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.rw.(interface{ SetWriteDeadline(time.Time) error }); ok && !s.interrupted {
+		_ = d.SetWriteDeadline(t) // a stream that cannot take one fails its next write anyway
+	}
+}
+
+func (s *stream) wasInterrupted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.interrupted
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // interrupt makes blocked and future I/O on the stream fail at once, if the
 // stream has deadlines (net.Conn and *quic.Stream do). It reports whether it
 // could.
 func (s *stream) interrupt() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.interrupted = true
 	past := time.Unix(1, 0)
 	switch d := s.rw.(type) {
 	case interface{ SetDeadline(time.Time) error }:
