@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
@@ -26,6 +27,9 @@ type Config struct {
 	AcceptFrom  []string `toml:"accept_from"`  // other users who may send to this device ("*" = anyone)
 	SendDirs    []string `toml:"send_dirs"`    // directories the web app may ask this agent to send from
 	Insecure    bool     `toml:"insecure"`     // allow http:// to a server that is not on this machine
+	// PartMaxAge is how long an unfinished NAME.part or TREE.part/ may sit
+	// in the inbox unchanged before `mesh agent run` removes it; 0 keeps them.
+	PartMaxAge time.Duration `toml:"part_max_age"`
 }
 
 // ErrCleartext refuses an http:// server on another machine: the password,
@@ -57,7 +61,7 @@ func isLoopback(host string) bool {
 
 // DefaultConfig is the agent's configuration before login.
 func DefaultConfig() Config {
-	return Config{QUICListen: "0.0.0.0:5000"}
+	return Config{QUICListen: "0.0.0.0:5000", PartMaxAge: 7 * 24 * time.Hour}
 }
 
 // Validate reports settings that cannot work, naming the key, for commands
@@ -71,6 +75,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.QUICListen); err != nil {
 		errs = append(errs, fmt.Errorf("agent.quic_listen %q: want host:port, e.g. 0.0.0.0:5000", c.QUICListen))
+	}
+	if c.PartMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("agent.part_max_age %s: want a duration of 0 or more, e.g. \"168h\" (0 keeps unfinished .part files)", c.PartMaxAge))
 	}
 	return errors.Join(errs...)
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -28,6 +27,7 @@ type Daemon struct {
 	id       Identity
 	sessions *SessionCache
 	link     *link
+	parts    *partSweeper
 	ctx      context.Context // Run's, for work the server asks for
 }
 
@@ -47,7 +47,13 @@ func NewDaemon(cfg Config, dir string, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, dir: dir, log: log, inbox: inbox, id: id, sessions: NewSessionCache(nil)}, nil
+	// Received files get their modes less this process's umask. Reading it
+	// may mean setting it for an instant (not on Linux): read it now, before
+	// any goroutine of ours creates files.
+	umask := transfer.ProcessUmask()
+	log.Debug("received files follow the umask", "umask", fmt.Sprintf("%04o", umask))
+	parts := &partSweeper{inbox: inbox, maxAge: cfg.PartMaxAge, now: time.Now, log: log.With("component", "inbox")}
+	return &Daemon{cfg: cfg, dir: dir, log: log, inbox: inbox, id: id, sessions: NewSessionCache(nil), parts: parts}, nil
 }
 
 // Run serves QUIC on pc and keeps the server link until ctx is done. It
@@ -69,6 +75,7 @@ func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 	d.ctx = ctx
 	g.Go(func() error { return ep.Serve(ctx, d.handle) })
 	g.Go(func() error { return d.link.run(ctx) })
+	g.Go(func() error { d.parts.run(ctx); return nil })
 	return g.Wait()
 }
 
@@ -110,6 +117,7 @@ func (d *Daemon) handle(ctx context.Context, ps *PeerSession) {
 func (d *Daemon) receive(ctx context.Context, ps *PeerSession) {
 	log := d.log.With("session_id", ps.Session.SessionID, "from", ps.Session.InitiatorDeviceID, "user", ps.FromUser)
 	log.Info("receiving files")
+	defer d.parts.receiving()()
 	r := transfer.Receiver{Inbox: d.inbox}
 	res, err := r.Receive(ctx, ps.Stream)
 	outcome, reason := protocol.OutcomeOK, ""
@@ -126,29 +134,7 @@ func (d *Daemon) receive(ctx context.Context, ps *PeerSession) {
 			"duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration))
 	}
 	_ = ps.Close("done") // the transfer's own messages told the peer how it went
-	d.link.send(protocol.TypeTransferReport, report(ps.Session, res, outcome, reason))
-}
-
-// report is a transfer's metadata for the server: never contents.
-func report(s protocol.P2PSession, res transfer.Result, outcome, reason string) protocol.TransferReport {
-	r := protocol.TransferReport{SessionID: s.SessionID, FromDevice: s.InitiatorDeviceID, ToDevice: s.TargetDeviceID,
-		Size: res.Bytes, DurationMS: res.Duration.Milliseconds(), Outcome: outcome, Direct: true, Reason: reason}
-	var names []string
-	for _, f := range res.Files {
-		top, _, _ := strings.Cut(f.Name, "/")
-		if len(names) == 0 || names[len(names)-1] != top {
-			names = append(names, top)
-		}
-	}
-	switch {
-	case len(res.Files) == 1:
-		r.Name, r.BLAKE3 = res.Files[0].Name, res.Files[0].BLAKE3
-	case len(names) == 1:
-		r.Name = names[0]
-	case len(names) > 1:
-		r.Name = fmt.Sprintf("%s and %d more", names[0], len(names)-1)
-	}
-	return r
+	d.link.send(protocol.TypeTransferReport, report(protocol.SideReceiver, ps.Session, nil, res, outcome, reason))
 }
 
 func mbps(n int64, d time.Duration) float64 {

@@ -19,18 +19,29 @@ type SendOptions struct {
 	Paths    []string
 	Progress io.Writer // where the progress bar goes (stderr); nil for none
 	TTY      bool      // redraw one line rather than print lines
+	// report delivers the sender's report of a failed send (see
+	// [SendOptions.tell]): the daemon's link; nil opens a WebSocket for it.
+	report func(protocol.TransferReport)
 }
 
 // SendTo asks the server for a file session with device `to` and sends
 // paths to it directly over QUIC. It succeeds only when the receiver has
 // confirmed every file's BLAKE3. No daemon needs to run on this machine.
+// A send that fails, from a refused session on, is reported to the server
+// with the reason, so it shows in the user's transfer list.
 func SendTo(ctx context.Context, cfg Config, dir, to string, o SendOptions, log *slog.Logger) (transfer.Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return transfer.Result{}, err
 	}
 	sess, err := newClient(cfg.Server, cfg.DeviceToken).session(ctx, protocol.SessionFile, to)
 	if err != nil {
-		return transfer.Result{}, &notConnectedError{fmt.Errorf("ask the server for a session with %s: %w", to, err)}
+		err = fmt.Errorf("ask the server for a session with %s: %w", to, err)
+		var ae *APIError
+		if errors.As(err, &ae) && !errors.Is(err, ErrRevoked) { // the server answered: it can take a report
+			none := protocol.P2PSession{SessionID: "send-" + randomID(), InitiatorDeviceID: cfg.DeviceID, TargetDeviceID: to}
+			o.tell(ctx, cfg, failedSend(none, o.Paths, transfer.Result{}, err), log)
+		}
+		return transfer.Result{}, &notConnectedError{err}
 	}
 	return send(ctx, cfg, dir, sess, o, log)
 }
@@ -76,6 +87,10 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	defer ep.Close()
 	ps, err := dialRetry(ctx, ep, sess)
 	if err != nil {
+		if de := (*DenyError)(nil); !errors.As(err, &de) && ctx.Err() == nil {
+			err = fmt.Errorf("receiver unreachable: %w", err)
+		}
+		o.tell(ctx, cfg, failedSend(sess, o.Paths, transfer.Result{}, err), log)
 		return transfer.Result{}, &notConnectedError{err}
 	}
 	defer ps.Close("done")
@@ -83,13 +98,20 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	bar := newProgress(o.Progress, o.TTY)
 	res, err := transfer.Send(ctx, ps.Stream, o.Paths, transfer.Options{Progress: bar.update})
 	bar.done()
-	// A vanished receiver shows as QUIC's idle timeout or as the transfer's
-	// own stall deadline, whichever comes first.
+	// A vanished receiver shows as the transfer's stall timeout while data
+	// flows, or as QUIC's idle timeout while it waits.
+	const rerun = "once it runs again, rerun this command: it resumes from the verified data"
 	var timeout net.Error
-	if errors.As(err, &timeout) && timeout.Timeout() {
-		return res, fmt.Errorf("send to %s: the receiving agent stopped answering (%w); once it runs again, rerun this command: it resumes from the verified data", sess.TargetDeviceID, err)
+	if errors.Is(err, transfer.ErrStalled) {
+		err = fmt.Errorf("send to %s: %w; %s", sess.TargetDeviceID, err, rerun)
+	} else if errors.As(err, &timeout) && timeout.Timeout() {
+		err = fmt.Errorf("send to %s: the receiving agent stopped answering (%w); %s", sess.TargetDeviceID, err, rerun)
 	} else if err != nil {
-		return res, fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
+		err = fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
+	}
+	if err != nil {
+		o.tell(ctx, cfg, failedSend(sess, o.Paths, res, err), log)
+		return res, err
 	}
 	log.Info("files sent", "session_id", sess.SessionID, "files", len(res.Files), "bytes", res.Bytes,
 		"resumed_bytes", res.Resumed, "duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -14,14 +13,15 @@ import (
 
 // startTransfer carries out a transfer.start the web app sent through the
 // server: it sends the paths to the other device, if every path lies in
-// [agent] send_dirs. What went wrong before the receiver took over is
-// reported here; the receiver reports the rest.
+// [agent] send_dirs. A refusal is reported here, a failed send by
+// [SendTo], and the receiver reports what it received.
 func (d *Daemon) startTransfer(ctx context.Context, from string, req protocol.TransferStart) {
 	log := d.log.With("to", req.ToDevice, "user", from)
 	fail := func(reason string) {
 		log.Warn("transfer from the web app refused", "reason", reason)
 		d.link.send(protocol.TypeTransferReport, protocol.TransferReport{SessionID: "start-" + randomID(),
-			FromDevice: d.cfg.DeviceID, ToDevice: req.ToDevice, Name: startName(req.Paths), Outcome: protocol.OutcomeFailed, Reason: reason})
+			FromDevice: d.cfg.DeviceID, ToDevice: req.ToDevice, Name: startName(req.Paths), Outcome: protocol.OutcomeFailed,
+			Reason: shorten(reason), Side: protocol.SideSender})
 	}
 	if from != d.cfg.Username || req.FromDevice != d.cfg.DeviceID {
 		fail("only your own user may start transfers from this device")
@@ -34,12 +34,9 @@ func (d *Daemon) startTransfer(ctx context.Context, from string, req protocol.Tr
 		}
 	}
 	log.Info("sending on the web app's request", "paths", len(req.Paths))
-	_, err := SendTo(ctx, d.cfg, d.dir, req.ToDevice, SendOptions{Paths: req.Paths}, d.log)
-	var nc *notConnectedError
-	if errors.As(err, &nc) { // otherwise the receiver has reported how it went
-		fail(err.Error())
-	} else if err != nil {
-		log.Warn("send from the web app's request failed", "err", err)
+	report := func(r protocol.TransferReport) { d.link.send(protocol.TypeTransferReport, r) }
+	if _, err := SendTo(ctx, d.cfg, d.dir, req.ToDevice, SendOptions{Paths: req.Paths, report: report}, d.log); err != nil {
+		log.Warn("send from the web app's request failed", "err", err) // and reported by SendTo
 	}
 }
 

@@ -213,14 +213,6 @@ type TerminalViewers struct {
 // Validate checks share_id. Its errors wrap [ErrMalformed].
 func (t TerminalViewers) Validate() error { return shareID(t.ShareID) }
 
-// Transfer outcomes, the values of [TransferReport].Outcome.
-const (
-	OutcomeOK       = "ok"       // the receiver confirmed the BLAKE3
-	OutcomeMismatch = "mismatch" // the receiver's BLAKE3 differed
-	OutcomeFailed   = "failed"   // the connection or a disk failed; Reason says how
-	OutcomeCanceled = "canceled" // a side gave up
-)
-
 // Limits of a [TransferStart].
 const (
 	MaxStartPaths = 64
@@ -256,42 +248,6 @@ func (t TransferStart) Validate() error {
 		}
 	}
 	return nil
-}
-
-// TransferReport is the payload of transfer.report: an agent's account of
-// one file of a p2p session, for the sender's and receiver's history.
-type TransferReport struct {
-	SessionID  string `json:"session_id"`
-	FromDevice string `json:"from_device"`
-	ToDevice   string `json:"to_device"`
-	Name       string `json:"name"`
-	Size       int64  `json:"size"`             // bytes
-	BLAKE3     string `json:"blake3,omitempty"` // 64 lowercase hex digits
-	DurationMS int64  `json:"duration_ms"`
-	Outcome    string `json:"outcome"`
-	Direct     bool   `json:"direct"` // peer to peer, not relayed
-	Reason     string `json:"reason,omitempty"`
-}
-
-// Validate checks session_id is set, size and duration_ms are not negative,
-// blake3 if present is 64 lowercase hex digits and outcome is one of the
-// Outcome constants. Its errors wrap [ErrMalformed].
-func (r TransferReport) Validate() error {
-	switch {
-	case r.SessionID == "":
-		return invalid("session_id", "is required")
-	case r.Size < 0:
-		return invalid("size", "must be 0 or more bytes, got %d", r.Size)
-	case r.DurationMS < 0:
-		return invalid("duration_ms", "must be 0 or more, got %d", r.DurationMS)
-	case r.BLAKE3 != "" && !isLowerHex(r.BLAKE3, 64):
-		return invalid("blake3", "must be 64 lowercase hex digits, got %q", r.BLAKE3)
-	}
-	switch r.Outcome {
-	case OutcomeOK, OutcomeMismatch, OutcomeFailed, OutcomeCanceled:
-		return nil
-	}
-	return invalid("outcome", `must be "ok", "mismatch", "failed" or "canceled", got %q`, r.Outcome)
 }
 
 // DeviceRevoked is the payload of device.revoked, sent to the owner's
