@@ -25,11 +25,14 @@ const (
 	CodeInvalid       = "invalid"         // a well-formed request that breaks a rule
 	CodeInvalidText   = "invalid_text"    // text holds a refused character (a [CharError])
 	CodeForbidden     = "forbidden"       // the user may not do this
-	CodeNotFound      = "not_found"       // the room, user or share does not exist
-	CodeRateLimited   = "rate_limited"    // too many frames; the server closes the connection
-	CodeUnavailable   = "unavailable"     // the other party is offline, or the server is stopping
-	CodeUnsupported   = "unsupported"     // a known type this server does not handle
-	CodeInternal      = "internal"        // the server failed; its log has details
+	// CodeUserLoginRequired: a device token's session asked for what only
+	// a user's login may do (chat, rooms, calls).
+	CodeUserLoginRequired = "user_login_required"
+	CodeNotFound          = "not_found"    // the room, user or share does not exist
+	CodeRateLimited       = "rate_limited" // too many frames; the server closes the connection
+	CodeUnavailable       = "unavailable"  // the other party is offline, or the server is stopping
+	CodeUnsupported       = "unsupported"  // a known type this server does not handle
+	CodeInternal          = "internal"     // the server failed; its log has details
 )
 
 // ErrorCode maps an error from this package to the system.error code a client

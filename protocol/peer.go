@@ -231,13 +231,14 @@ type TransferStart struct {
 	RefID      string   `json:"ref_id,omitempty"` // in the server's acceptance: the request's id
 }
 
-// Validate checks both devices are named and differ, and there are 1 to
-// [MaxStartPaths] absolute paths. Its errors wrap [ErrMalformed].
+// Validate checks both devices are named and differ in more than case,
+// and there are 1 to [MaxStartPaths] absolute paths. Its errors wrap
+// [ErrMalformed].
 func (t TransferStart) Validate() error {
 	switch {
 	case t.FromDevice == "" || t.ToDevice == "":
 		return invalid("from_device", "and to_device are required")
-	case t.FromDevice == t.ToDevice:
+	case strings.EqualFold(t.FromDevice, t.ToDevice): // device ids ignore case
 		return invalid("to_device", "must differ from from_device")
 	case len(t.Paths) == 0 || len(t.Paths) > MaxStartPaths:
 		return invalid("paths", "must list 1-%d paths, got %d", MaxStartPaths, len(t.Paths))

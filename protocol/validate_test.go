@@ -75,6 +75,7 @@ func TestValidate(t *testing.T) {
 		{"terminal session", protocol.P2PSessionRequest{Kind: "terminal", ShareID: "sh-1"}, ""},
 		{"start", protocol.TransferStart{FromDevice: "a", ToDevice: "b", Paths: []string{"/x"}}, ""},
 		{"start same device", protocol.TransferStart{FromDevice: "a", ToDevice: "a", Paths: []string{"/x"}}, "must differ"},
+		{"start same device, other case", protocol.TransferStart{FromDevice: "laptop", ToDevice: "LapTop", Paths: []string{"/x"}}, "must differ"},
 		{"start relative", protocol.TransferStart{FromDevice: "a", ToDevice: "b", Paths: []string{"x"}}, "absolute"},
 		{"start none", protocol.TransferStart{FromDevice: "a", ToDevice: "b"}, "1-64 paths"},
 		{"terminal session no share", protocol.P2PSessionRequest{Kind: "terminal", TargetDeviceID: "d"}, "share_id"},

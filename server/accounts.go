@@ -57,13 +57,16 @@ func checkUsername(name string) (string, error) {
 	return n, nil
 }
 
-// checkPassword applies SPEC §2's rule. Passwords past bcrypt's 72 bytes are
+// maxPassword is bcrypt's limit: it ignores every byte after it.
+const maxPassword = 72
+
+// checkPassword applies the account rules. Passwords past bcrypt's 72 bytes are
 // refused rather than silently truncated.
 func checkPassword(pw string) error {
 	switch {
 	case len(pw) < 6:
 		return errorf(http.StatusBadRequest, "invalid_password", "password must be at least 6 bytes long")
-	case len(pw) > 72:
+	case len(pw) > maxPassword:
 		return errorf(http.StatusBadRequest, "invalid_password", "password must be at most 72 bytes long (bcrypt's limit); choose a shorter one")
 	}
 	return nil
@@ -122,7 +125,7 @@ func (s *Server) register(c echo.Context) error {
 		return err
 	}
 	s.log.Info("user registered", "username", u.Username, "admin", u.IsAdmin, "ip", c.RealIP())
-	return s.answerToken(c, http.StatusCreated, u.ID)
+	return s.answerToken(c, http.StatusCreated, u)
 }
 
 func (s *Server) login(c echo.Context) error {
@@ -145,18 +148,22 @@ func (s *Server) login(c echo.Context) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if cerr := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password)); cerr != nil || err != nil {
+	// bcrypt reads only the first 72 bytes, so a longer password would log
+	// in as its prefix; it is refused after the same compare, so it costs
+	// the same time and gets the same answer as any wrong pair.
+	cerr := bcrypt.CompareHashAndPassword([]byte(hash), []byte(req.Password))
+	if cerr != nil || err != nil || len(req.Password) > maxPassword {
 		s.throttle.fail(userKey, now)
 		s.throttle.fail(ipKey, now)
 		s.log.Info("login failed", "username", strings.ToLower(req.Username), "ip", c.RealIP())
 		return errorf(http.StatusUnauthorized, "invalid_credentials", "wrong username or password")
 	}
 	s.throttle.reset(userKey)
-	return s.answerToken(c, http.StatusOK, u.ID)
+	return s.answerToken(c, http.StatusOK, u)
 }
 
-func (s *Server) answerToken(c echo.Context, status int, userID int64) error {
-	tok, err := s.key.issue(userID, s.cfg.now(), s.cfg.Auth.TokenTTL)
+func (s *Server) answerToken(c echo.Context, status int, u store.User) error {
+	tok, err := s.key.issue(u, s.cfg.now(), s.cfg.Auth.TokenTTL)
 	if err != nil {
 		return err
 	}
@@ -168,44 +175,37 @@ func (s *Server) me(c echo.Context) error {
 	return c.JSON(http.StatusOK, meAnswer{ID: u.ID, Username: u.Username, IsAdmin: u.IsAdmin, CreatedAt: u.CreatedAt})
 }
 
-const userKey = "mesh.user"
-
-// requireUser authenticates the request by 'Authorization: Bearer TOKEN' (or
-// ?token= for WebSocket upgrades, which cannot set headers in browsers). The
-// token is a user's JWT or a device token; either way the user is set, and
-// for a device token the device too.
-func (s *Server) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		tok := c.QueryParam("token")
-		if h := c.Request().Header.Get("Authorization"); h != "" {
-			scheme, rest, _ := strings.Cut(h, " ")
-			if !strings.EqualFold(scheme, "bearer") {
-				return errorf(http.StatusUnauthorized, "unauthorized", "send the token as 'Authorization: Bearer TOKEN'")
-			}
-			tok = strings.TrimSpace(rest)
-		}
-		if tok == "" {
-			return errorf(http.StatusUnauthorized, "unauthorized", "log in first and send the token as 'Authorization: Bearer TOKEN'")
-		}
-		if strings.HasPrefix(tok, deviceTokenPrefix) {
-			return s.authDevice(c, tok, next)
-		}
-		id, err := s.key.verify(tok, s.cfg.now())
-		if err != nil {
-			return errorf(http.StatusUnauthorized, "invalid_token", "token is invalid or expired; log in again")
-		}
-		u, err := s.store.UserByID(c.Request().Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			return errorf(http.StatusUnauthorized, "invalid_token", "the account of this token no longer exists; log in again")
-		} else if err != nil {
-			return err
-		}
-		c.Set(userKey, u)
-		return next(c)
+// changePassword is POST /api/me/password {"current","new"}. It ends every
+// credential issued before (other browsers, scripts, device tokens; their
+// live sessions close) and answers with a fresh token for this caller.
+func (s *Server) changePassword(c echo.Context) error {
+	var req struct {
+		Current string `json:"current"`
+		New     string `json:"new"`
 	}
-}
-
-func currentUser(c echo.Context) store.User {
-	u, _ := c.Get(userKey).(store.User) // set by requireUser on every route that calls this
-	return u
+	if err := bind(c, &req); err != nil {
+		return err
+	} else if req.Current == "" {
+		return missing("current")
+	} else if req.New == "" {
+		return missing("new")
+	}
+	ctx, u := c.Request().Context(), currentUser(c)
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(req.Current)) != nil || len(req.Current) > maxPassword {
+		return errorf(http.StatusForbidden, "invalid_credentials", "the current password is wrong; the password was not changed")
+	}
+	hash, err := hashPassword(req.New, s.cfg.Auth.BcryptCost)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetPassword(ctx, u.Username, hash); err != nil {
+		return err
+	}
+	nu, err := s.store.UserByID(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	s.hub.endCredentials(nu.ID, nu.TokenGen)
+	s.log.Info("password changed", "user", u.Username, "ip", c.RealIP())
+	return s.answerToken(c, http.StatusOK, nu)
 }

@@ -34,6 +34,10 @@ type HTTPConfig struct {
 	AllowedOrigins  []string      `toml:"allowed_origins"`  // browser origins allowed besides the server's own
 	WSRate          int           `toml:"ws_rate"`          // frames per second one WebSocket may send
 	WSBurst         int           `toml:"ws_burst"`         // frames one WebSocket may send at once
+	// MaxSessionsPerUser and MaxSessionsPerIP cap live WebSocket sessions
+	// (each holds a file descriptor); 0 means no cap.
+	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
+	MaxSessionsPerIP   int `toml:"max_sessions_per_ip"`
 
 	TLSCert     string   `toml:"tls_cert"`     // PEM certificate chain; with tls_key, listen serves HTTPS
 	TLSKey      string   `toml:"tls_key"`      // PEM private key of tls_cert
@@ -93,7 +97,11 @@ func DefaultConfig() Config {
 			ShutdownTimeout: 10 * time.Second,
 			WSRate:          20,
 			WSBurst:         40,
-			ACMEHTTP:        ":80",
+			// A user with a dozen tabs, phones and agents uses ~20; a
+			// household behind one NAT a few times that.
+			MaxSessionsPerUser: 64,
+			MaxSessionsPerIP:   256,
+			ACMEHTTP:           ":80",
 		},
 		Notify: NotifyConfig{MaxPerMinute: 6, RetryMin: 2 * time.Second, Workers: 4},
 		Auth: AuthConfig{
@@ -131,6 +139,10 @@ func (c Config) Validate() error {
 	}
 	if c.HTTP.WSRate < 1 || c.HTTP.WSBurst < 1 {
 		errs = append(errs, fmt.Errorf("server.ws_rate %d, ws_burst %d: both must be at least 1", c.HTTP.WSRate, c.HTTP.WSBurst))
+	}
+	if c.HTTP.MaxSessionsPerUser < 0 || c.HTTP.MaxSessionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("server.max_sessions_per_user %d, max_sessions_per_ip %d: want 0 (no cap) or more",
+			c.HTTP.MaxSessionsPerUser, c.HTTP.MaxSessionsPerIP))
 	}
 	errs = append(errs, c.HTTP.validateTLS()...)
 	if _, err := c.Auth.admission(); err != nil {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,7 +88,8 @@ func newUpgrader() *websocket.Upgrader {
 func (s *Server) websocket(c echo.Context) error {
 	if !s.originAllowed(c.Request()) {
 		return errorf(http.StatusForbidden, "origin_forbidden",
-			"origin %q may not open a WebSocket; add it to [server] allowed_origins", c.Request().Header.Get("Origin"))
+			"origin %q may not open a WebSocket; set [server] public_url to the address users open, or add the origin to allowed_origins",
+			c.Request().Header.Get("Origin"))
 	}
 	cn := &conn{
 		s: s, user: currentUser(c), ip: c.RealIP(),
@@ -102,9 +101,20 @@ func (s *Server) websocket(c echo.Context) error {
 	}
 	// Registered before the upgrade answers, so every event published after
 	// the client sees 101 reaches it; until then events only queue.
-	first, ok := s.hub.add(cn)
-	if !ok {
+	first, err := s.hub.add(cn, s.cfg.HTTP.MaxSessionsPerUser, s.cfg.HTTP.MaxSessionsPerIP)
+	switch {
+	case errors.Is(err, errShuttingDown):
 		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; reconnect shortly")
+	case errors.Is(err, errUserSessions):
+		s.log.Info("websocket refused: too many sessions", "user", cn.user.Username, "ip", cn.ip, "cap", s.cfg.HTTP.MaxSessionsPerUser)
+		return errorf(http.StatusTooManyRequests, "too_many_sessions",
+			"you have %d sessions open, the most this server allows per user; close some tabs or agents (or ask the admin to raise [server] max_sessions_per_user)",
+			s.cfg.HTTP.MaxSessionsPerUser)
+	case errors.Is(err, errIPSessions):
+		s.log.Info("websocket refused: too many sessions", "user", cn.user.Username, "ip", cn.ip, "cap", s.cfg.HTTP.MaxSessionsPerIP)
+		return errorf(http.StatusTooManyRequests, "too_many_sessions",
+			"%d sessions are open from your address, the most this server allows; close some (or ask the admin to raise [server] max_sessions_per_ip)",
+			s.cfg.HTTP.MaxSessionsPerIP)
 	}
 	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
@@ -128,32 +138,6 @@ func (s *Server) websocket(c echo.Context) error {
 	}
 	go cn.readLoop()
 	return nil
-}
-
-// originAllowed lets non-browser clients (no Origin) through, and browsers
-// only from the server's own origin or the configured list.
-func (s *Server) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	if pu, err := url.Parse(s.cfg.HTTP.PublicURL); err == nil && s.cfg.HTTP.PublicURL != "" &&
-		strings.EqualFold(pu.Scheme+"://"+pu.Host, u.Scheme+"://"+u.Host) {
-		return true
-	}
-	for _, o := range s.cfg.HTTP.AllowedOrigins {
-		if strings.EqualFold(strings.TrimRight(o, "/"), origin) {
-			return true
-		}
-	}
-	return false
 }
 
 // enqueue queues f without waiting. A session more than maxPending frames

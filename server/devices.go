@@ -22,31 +22,6 @@ type DeviceToken string
 // LogValue hides the token from slog.
 func (DeviceToken) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
-const deviceKey = "mesh.device"
-
-func (s *Server) authDevice(c echo.Context, tok string, next echo.HandlerFunc) error {
-	ctx := c.Request().Context()
-	d, err := s.store.DeviceByToken(ctx, store.HashToken(string(tok)))
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusUnauthorized, "invalid_token", "device token is unknown or revoked; run 'mesh agent login' again")
-	} else if err != nil {
-		return err
-	}
-	u, err := s.store.UserByID(ctx, d.UserID)
-	if err != nil {
-		return err
-	}
-	c.Set(userKey, u)
-	c.Set(deviceKey, d)
-	return next(c)
-}
-
-// currentDevice is the device whose token authenticated the request, if any.
-func currentDevice(c echo.Context) (store.Device, bool) {
-	d, ok := c.Get(deviceKey).(store.Device)
-	return d, ok
-}
-
 type deviceAnswer struct {
 	DeviceID    string    `json:"device_id"`
 	Online      bool      `json:"online"`
@@ -115,11 +90,13 @@ func (s *Server) listDevices(c echo.Context) error {
 
 func (s *Server) revokeDevice(c echo.Context) error {
 	u, id := currentUser(c), c.Param("id")
-	if err := s.store.RevokeDevice(c.Request().Context(), u.ID, id); errors.Is(err, store.ErrNotFound) {
+	d, err := s.store.RevokeDevice(c.Request().Context(), u.ID, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "not_found", "you have no device %q", id)
 	} else if err != nil {
 		return err
 	}
+	id = d.ID // as listed, whatever case the path used
 	s.hub.closeDevice(id, websocket.ClosePolicyViolation, "device revoked")
 	if ev, err := s.hub.event(protocol.TypeDeviceRevoked, u.Username, protocol.DeviceRevoked{DeviceID: id}); err == nil {
 		s.hub.publishUser(u.ID, ev, nil)
@@ -127,3 +104,26 @@ func (s *Server) revokeDevice(c echo.Context) error {
 	s.log.Info("device revoked", "device_id", id, "user", u.Username)
 	return c.NoContent(http.StatusNoContent)
 }
+
+// getDevice is GET /api/devices/:id: one of the user's devices; a device
+// token sees only its own entry (an agent checking itself).
+func (s *Server) getDevice(c echo.Context) error {
+	u, id := currentUser(c), c.Param("id")
+	if d, ok := currentDevice(c); ok && !sameDeviceID(d.ID, id) {
+		return errorf(http.StatusForbidden, "user_login_required",
+			"a device token may read only its own entry %q; log in as the user to see the others", d.ID)
+	}
+	ds, err := s.store.Devices(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if sameDeviceID(d.ID, id) {
+			return c.JSON(http.StatusOK, deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint})
+		}
+	}
+	return errorf(http.StatusNotFound, "not_found", "you have no device %q", id)
+}
+
+// sameDeviceID compares device ids the way usernames are compared.
+func sameDeviceID(a, b string) bool { return store.DeviceKey(a) == store.DeviceKey(b) }

@@ -81,7 +81,7 @@ func TestDeviceEnrolmentAndRevocation(t *testing.T) {
 		"taken by another user": {`{"device_id":"laptop"}`, btok, 409, "device_taken"},
 		"bad id":                {`{"device_id":"my laptop"}`, atok, 400, "invalid_device_id"},
 		"bad fingerprint":       {`{"device_id":"x","fingerprint":"md5:00"}`, atok, 400, "invalid_fingerprint"},
-		"enrol with a device":   {`{"device_id":"x"}`, dtok, 403, "forbidden"},
+		"enrol with a device":   {`{"device_id":"x"}`, dtok, 403, "user_login_required"},
 	} {
 		if a := ts.do(t, "POST", "/api/devices", []byte(tc.body), tc.tok); a.Status != tc.want || a.errCode() != tc.code {
 			t.Errorf("%s: %d %s, want %d %s", name, a.Status, a.Body, tc.want, tc.code)

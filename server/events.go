@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"mesh/protocol"
@@ -23,6 +25,11 @@ func wsErr(code, format string, args ...any) error {
 // dispatch runs one client request; a refusal becomes system.error with the
 // request's id as ref_id, anything else is logged and reported as internal.
 func (s *Server) dispatch(c *conn, env protocol.Envelope) {
+	if c.device.ID != "" && !agentRequest(env.Type) {
+		c.reply(env.ID, protocol.CodeUserLoginRequired,
+			fmt.Sprintf("a device token may only do an agent's work, not %s; log in as the user for it", env.Type))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
@@ -83,6 +90,14 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 	}
 }
 
+// agentRequest says whether a device token's session may send t: what an
+// agent does (its hello, peer sessions, transfer reports, terminal
+// shares). Chat, rooms and calls need a user's login.
+func agentRequest(t protocol.Type) bool {
+	return strings.HasPrefix(string(t), "terminal.") || slices.Contains([]protocol.Type{
+		protocol.TypeSystemHello, protocol.TypeP2PSessionRequest, protocol.TypeTransferReport}, t)
+}
+
 func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 	var h protocol.Hello
 	if err := env.Unmarshal(&h); err != nil {
@@ -91,7 +106,7 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if c.device.ID != "" && h.DeviceID != "" && h.DeviceID != c.device.ID {
+	if c.device.ID != "" && h.DeviceID != "" && store.DeviceKey(h.DeviceID) != store.DeviceKey(c.device.ID) {
 		return wsErr(protocol.CodeInvalid, "this token belongs to device %q, not %q", c.device.ID, h.DeviceID)
 	}
 	c.mu.Lock()
@@ -121,12 +136,14 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room, error) {
 	room, err := s.store.Room(ctx, roomID)
 	if errors.Is(err, store.ErrNotFound) {
-		return room, wsErr(protocol.CodeNotFound, "no room %d", roomID)
+		return room, wsErr(protocol.CodeNotFound, noRoom, roomID)
 	} else if err != nil {
 		return room, err
 	}
 	if ok, err := s.hub.isMember(ctx, roomID, c.user.ID); err != nil {
 		return room, err
+	} else if !ok && room.Visibility != store.VisibilityPublic {
+		return room, wsErr(protocol.CodeNotFound, noRoom, roomID) // as if missing: see pathRoom
 	} else if !ok {
 		return room, wsErr(protocol.CodeForbidden, "you are not a member of room %d; join it first", roomID)
 	}
@@ -140,7 +157,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	}
 	room, err := s.store.Room(ctx, req.RoomID)
 	if errors.Is(err, store.ErrNotFound) {
-		return wsErr(protocol.CodeNotFound, "no room %d", req.RoomID)
+		return wsErr(protocol.CodeNotFound, noRoom, req.RoomID)
 	} else if err != nil {
 		return err
 	}
@@ -150,7 +167,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	}
 	if !member {
 		if room.Visibility != store.VisibilityPublic {
-			return wsErr(protocol.CodeForbidden, "room %d is private; a member must add you", room.ID)
+			return wsErr(protocol.CodeNotFound, noRoom, room.ID) // as if missing: see pathRoom
 		}
 		if err := s.addMember(ctx, room.ID, c.user); err != nil {
 			return err
@@ -220,7 +237,7 @@ func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope
 	if err != nil {
 		return err
 	}
-	s.hub.publishUser(c.user.ID, left, c)
+	s.hub.publishPeople(c.user.ID, left, c)
 	c.sendTo(protocol.TypeRoomLeft, protocol.RoomLeft{RoomID: room.ID, RefID: env.ID})
 	return nil
 }
@@ -312,8 +329,8 @@ func (s *Server) onCall(ctx context.Context, c *conn, env protocol.Envelope) err
 	if err != nil {
 		return err
 	}
-	s.hub.publishUser(to.ID, ev, nil)
-	s.hub.publishUser(c.user.ID, ev, c)
+	s.hub.publishPeople(to.ID, ev, nil)
+	s.hub.publishPeople(c.user.ID, ev, c)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,9 +23,10 @@ type hub struct {
 	store *store.Store
 	now   func() time.Time
 
-	mu      sync.RWMutex                  // guards conns, devices, opened, rooms, closed
+	mu      sync.RWMutex                  // guards conns, devices, perIP, opened, rooms, closed
 	conns   map[int64]map[*conn]struct{}  // user id → live sessions
-	devices map[string]map[*conn]struct{} // device id → live sessions of that device
+	devices map[string]map[*conn]struct{} // store.DeviceKey(device id) → live sessions of that device
+	perIP   map[string]int                // client address → live sessions from it
 	opened  uint64                        // sessions added so far; numbers them in order
 	// rooms caches member ids per room. Entries load under mu's write lock
 	// and change under it after the store, so a load never races an update.
@@ -35,7 +37,7 @@ type hub struct {
 func newHub(st *store.Store, log *slog.Logger, now func() time.Time) *hub {
 	return &hub{log: log, store: st, now: now,
 		conns: make(map[int64]map[*conn]struct{}), devices: make(map[string]map[*conn]struct{}),
-		rooms: make(map[int64]map[int64]struct{})}
+		perIP: make(map[string]int), rooms: make(map[int64]map[int64]struct{})}
 }
 
 // event encodes one envelope once for any number of recipients.
@@ -52,13 +54,29 @@ func (h *hub) event(t protocol.Type, from string, payload any) (frame, error) {
 	return textFrame(raw), nil
 }
 
-// add registers c and reports whether it is its user's first session.
-func (h *hub) add(c *conn) (first, ok bool) {
+// Reasons [hub.add] refuses a session.
+var (
+	errShuttingDown = errors.New("the server is shutting down")
+	errUserSessions = errors.New("too many sessions for this user")
+	errIPSessions   = errors.New("too many sessions from this address")
+)
+
+// add registers c and reports whether it is its user's first session. It
+// refuses c while the server shuts down, and past the caps per user and
+// per client address (0: no cap), so that one account or one host cannot
+// use up the server's file descriptors.
+func (h *hub) add(c *conn, perUser, perIP int) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return false, false
+	switch {
+	case h.closed:
+		return false, errShuttingDown
+	case perUser > 0 && len(h.conns[c.user.ID]) >= perUser:
+		return false, errUserSessions
+	case perIP > 0 && h.perIP[c.ip] >= perIP:
+		return false, errIPSessions
 	}
+	h.perIP[c.ip]++
 	set := h.conns[c.user.ID]
 	if set == nil {
 		set = make(map[*conn]struct{})
@@ -68,14 +86,14 @@ func (h *hub) add(c *conn) (first, ok bool) {
 	h.opened++
 	c.seq = h.opened
 	if c.device.ID != "" {
-		ds := h.devices[c.device.ID]
+		ds := h.devices[store.DeviceKey(c.device.ID)]
 		if ds == nil {
 			ds = make(map[*conn]struct{})
-			h.devices[c.device.ID] = ds
+			h.devices[store.DeviceKey(c.device.ID)] = ds
 		}
 		ds[c] = struct{}{}
 	}
-	return len(set) == 1, true
+	return len(set) == 1, nil
 }
 
 // remove unregisters c and reports whether it was its user's last session.
@@ -90,10 +108,13 @@ func (h *hub) remove(c *conn) (last bool) {
 		return false
 	}
 	delete(set, c)
-	if ds := h.devices[c.device.ID]; ds != nil {
+	if h.perIP[c.ip]--; h.perIP[c.ip] <= 0 {
+		delete(h.perIP, c.ip)
+	}
+	if ds := h.devices[store.DeviceKey(c.device.ID)]; ds != nil {
 		delete(ds, c)
 		if len(ds) == 0 {
-			delete(h.devices, c.device.ID)
+			delete(h.devices, store.DeviceKey(c.device.ID))
 		}
 	}
 	if len(set) == 0 {
@@ -185,7 +206,7 @@ func (h *hub) publishRoom(ctx context.Context, roomID int64, ev frame, skip *con
 	h.mu.RLock()
 	for uid := range m {
 		for c := range h.conns[uid] {
-			if c != skip {
+			if c != skip && c.device.ID == "" { // agents get no chat
 				targets = append(targets, c)
 			}
 		}
@@ -198,11 +219,17 @@ func (h *hub) publishRoom(ctx context.Context, roomID int64, ev frame, skip *con
 }
 
 // publishUser sends ev to every session of a user, except skip.
-func (h *hub) publishUser(userID int64, ev frame, skip *conn) {
+func (h *hub) publishUser(userID int64, ev frame, skip *conn) { h.publishTo(userID, ev, skip, true) }
+
+// publishPeople sends ev to the user's own sessions (browsers, scripts),
+// not to their agents: chat, presence and calls are not an agent's business.
+func (h *hub) publishPeople(userID int64, ev frame, skip *conn) { h.publishTo(userID, ev, skip, false) }
+
+func (h *hub) publishTo(userID int64, ev frame, skip *conn, agents bool) {
 	h.mu.RLock()
 	targets := make([]*conn, 0, len(h.conns[userID]))
 	for c := range h.conns[userID] {
-		if c != skip {
+		if c != skip && (agents || c.device.ID == "") {
 			targets = append(targets, c)
 		}
 	}
@@ -259,7 +286,7 @@ func (h *hub) presence(ctx context.Context, u store.User, online bool) {
 		}
 		h.mu.RUnlock()
 		for _, uid := range ids {
-			h.publishUser(uid, ev, nil)
+			h.publishPeople(uid, ev, nil)
 		}
 	}
 }
@@ -303,7 +330,7 @@ func (h *hub) deviceConn(id string) *conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var best, fallback *conn
-	for c := range h.devices[id] {
+	for c := range h.devices[store.DeviceKey(id)] {
 		if c.sharing.Load() {
 			continue
 		}
@@ -334,7 +361,7 @@ func (h *hub) deviceReady(id string) bool {
 
 // closeDevice closes every session authenticated as device id.
 func (h *hub) closeDevice(id string, code int, reason string) {
-	for _, c := range h.sessions(func(c *conn) bool { return c.device.ID == id }) {
+	for _, c := range h.sessions(func(c *conn) bool { return store.DeviceKey(c.device.ID) == store.DeviceKey(id) }) {
 		c.close(code, reason)
 	}
 }

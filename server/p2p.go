@@ -93,7 +93,7 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 // one it is the zero Device: any of u's devices may use the session.
 func (s *Server) initiatorDevice(ctx context.Context, u store.User, caller, named string) (store.Device, error) {
 	switch {
-	case caller != "" && named != "" && named != caller:
+	case caller != "" && named != "" && store.DeviceKey(named) != store.DeviceKey(caller):
 		return store.Device{}, errorf(http.StatusForbidden, "forbidden", "a device token can start sessions only for its own device %q", caller)
 	case caller != "":
 		named = caller

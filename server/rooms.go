@@ -71,6 +71,10 @@ func (s *Server) createRoom(c echo.Context) error {
 }
 
 // pathRoom loads the room named in the path; members only unless public is true.
+// noRoom answers for a room that is missing and for a private room of
+// which the caller is not a member alike.
+const noRoom = "no room %d among yours or the public ones"
+
 func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
@@ -79,7 +83,7 @@ func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, erro
 	ctx := c.Request().Context()
 	r, err := s.store.Room(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return r, false, errorf(http.StatusNotFound, "not_found", "no room %d", id)
+		return r, false, errorf(http.StatusNotFound, "not_found", noRoom, id)
 	} else if err != nil {
 		return r, false, err
 	}
@@ -87,8 +91,14 @@ func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, erro
 	if err != nil {
 		return r, false, err
 	}
-	if !member && !(publicOK && r.Visibility == store.VisibilityPublic) {
-		return r, false, errorf(http.StatusForbidden, "forbidden", "you are not a member of room %d", id)
+	switch {
+	case member:
+	case r.Visibility != store.VisibilityPublic:
+		// The very answer a missing room gets, so that room ids cannot be
+		// probed for private rooms.
+		return r, false, errorf(http.StatusNotFound, "not_found", noRoom, id)
+	case !publicOK:
+		return r, false, errorf(http.StatusForbidden, "forbidden", "you are not a member of room %d; join it first", id)
 	}
 	return r, member, nil
 }

@@ -32,8 +32,8 @@ func TestRoomsAPI(t *testing.T) {
 		{"no token", "GET", rooms, "", "", 401, "unauthorized"},
 		{"bad room id", "GET", rooms + "/abc", "", btok, 400, "invalid_room_id"},
 		{"no such room", "GET", rooms + "/999", "", btok, 404, "not_found"},
-		{"private room, outsider", "GET", fmt.Sprintf("%s/%d", rooms, priv), "", btok, 403, "forbidden"},
-		{"outsider adds himself", "POST", fmt.Sprintf("%s/%d/members", rooms, priv), `{"username":"bob"}`, btok, 403, "forbidden"},
+		{"private room, outsider", "GET", fmt.Sprintf("%s/%d", rooms, priv), "", btok, 404, "not_found"}, // as if missing
+		{"outsider adds himself", "POST", fmt.Sprintf("%s/%d/members", rooms, priv), `{"username":"bob"}`, btok, 404, "not_found"},
 		{"add nobody", "POST", fmt.Sprintf("%s/%d/members", rooms, priv), `{"username":"ghost"}`, atok, 404, "user_not_found"},
 		{"public history, outsider", "GET", fmt.Sprintf("%s/%d/messages", rooms, pub), "", btok, 403, "forbidden"},
 		{"DM with self", "POST", rooms + "/direct", `{"username":"alice"}`, atok, 400, "invalid_username"},

@@ -101,13 +101,14 @@ func (s *Server) routes() *echo.Echo {
 	}))
 	e.Use(s.logRequests())
 	e.Use(securityHeaders)
-	e.Use(middleware.BodyLimit("64K"))
+	e.Use(middleware.BodyLimit("64KiB")) // KiB: "64K" would be 64,000 bytes
 
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
 	api := e.Group("/api")
 	api.POST("/auth/register", s.register)
 	api.POST("/auth/login", s.login)
 	api.GET("/me", s.me, s.requireUser)
+	api.POST("/me/password", s.changePassword, s.requireUser)
 	api.GET("/rooms", s.listRooms, s.requireUser)
 	api.POST("/rooms", s.createRoom, s.requireUser)
 	api.POST("/rooms/direct", s.directRoom, s.requireUser)
@@ -116,17 +117,18 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/rooms/:id/messages", s.roomMessages, s.requireUser)
 	api.POST("/devices", s.enrollDevice, s.requireUser)
 	api.GET("/devices", s.listDevices, s.requireUser)
+	api.GET("/devices/:id", s.getDevice, s.requireAgent)
 	api.DELETE("/devices/:id", s.revokeDevice, s.requireUser)
-	api.POST("/p2p/sessions", s.createSession, s.requireUser)
-	api.GET("/p2p/sessions/:id", s.getSession, s.requireUser) // the low-level send-file asks for the pin
+	api.POST("/p2p/sessions", s.createSession, s.requireAgent)
+	api.GET("/p2p/sessions/:id", s.getSession, s.requireAgent) // the low-level send-file asks for the pin
 	api.GET("/transfers", s.listTransfers, s.requireUser)
-	api.GET("/terminals", s.listTerminals, s.requireUser)
+	api.GET("/terminals", s.listTerminals, s.requireAgent)
 	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
 	api.GET("/notify", s.getNotify, s.requireUser)
 	api.PUT("/notify", s.putNotify, s.requireUser)
 	api.POST("/notify/test", s.testNotify, s.requireUser)
 	api.PUT("/rooms/:id/mute", s.muteRoom, s.requireUser)
-	e.GET("/ws", s.websocket, s.requireUser)
+	e.GET("/ws", s.websocket, s.requireSocket)
 	s.webRoutes(e)
 	return e
 }
@@ -148,6 +150,7 @@ func (s *Server) ipExtractor() echo.IPExtractor {
 func (s *Server) logRequests() echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true,
+		HandleError: true, // else a refused request is logged with status 200
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelDebug
 			if v.Status >= 400 && v.Status < 500 {
@@ -176,6 +179,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.hub.pingAll(ctx); return nil })
 	g.Go(func() error { s.runPushFeed(ctx); return nil })
 	g.Go(func() error { s.push.run(ctx); return nil })
+	g.Go(func() error { s.watchCredentials(ctx); return nil })
 	g.Go(func() error {
 		if err := s.serveHTTP(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

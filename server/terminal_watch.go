@@ -77,7 +77,7 @@ func (s *Server) shareTarget(u store.User, fromDevice string, req protocol.P2PSe
 	case !sh.mayWatch(u):
 		s.log.Info("terminal watch refused", "share_id", sh.id, "user", u.Username, "via", "p2p")
 		return "", nil, ep, errorf(http.StatusForbidden, "forbidden", refuseWatch, u.Username)
-	case req.TargetDeviceID != "" && req.TargetDeviceID != sh.deviceID:
+	case req.TargetDeviceID != "" && store.DeviceKey(req.TargetDeviceID) != store.DeviceKey(sh.deviceID):
 		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request",
 			"terminal share %q runs on device %q, not %q; leave target_device_id out", sh.id, sh.deviceID, req.TargetDeviceID)
 	case sh.deviceID == fromDevice:

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"mesh/store"
 )
 
 // AccessToken is a signed user JWT. It never appears in logs.
@@ -63,14 +65,23 @@ func loadOrCreateKey(path string, log *slog.Logger) (signingKey, error) {
 	return key, nil
 }
 
-// issue signs a token for user id, valid for ttl from now.
-func (k signingKey) issue(userID int64, now time.Time, ttl time.Duration) (AccessToken, error) {
-	claims := jwt.RegisteredClaims{
+// claims are a login token's: the standard ones, and the user's token
+// generation when it was issued. A token whose generation is not the
+// user's current one was ended (a password change); tokens from before
+// generations existed carry 0, which is what every user started with.
+type claims struct {
+	jwt.RegisteredClaims
+	Gen int64 `json:"gen,omitempty"`
+}
+
+// issue signs a token for user u's current generation, valid for ttl from now.
+func (k signingKey) issue(u store.User, now time.Time, ttl time.Duration) (AccessToken, error) {
+	claims := claims{RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    issuer,
-		Subject:   strconv.FormatInt(userID, 10),
+		Subject:   strconv.FormatInt(u.ID, 10),
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}
+	}, Gen: u.TokenGen}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(k))
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
@@ -79,9 +90,10 @@ func (k signingKey) issue(userID int64, now time.Time, ttl time.Duration) (Acces
 }
 
 // verify checks signature (HS256 only: alg pinned, so "none" and RS/HS
-// confusion fail), issuer, iat and exp, and returns the user id.
-func (k signingKey) verify(tok string, now time.Time) (int64, error) {
-	var claims jwt.RegisteredClaims
+// confusion fail), issuer, iat and exp, and returns the user id and the
+// token's generation, which the caller compares with the user's.
+func (k signingKey) verify(tok string, now time.Time) (id, gen int64, err error) {
+	var claims claims
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -90,11 +102,11 @@ func (k signingKey) verify(tok string, now time.Time) (int64, error) {
 		jwt.WithTimeFunc(func() time.Time { return now }),
 	)
 	if _, err := p.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return []byte(k), nil }); err != nil {
-		return 0, fmt.Errorf("%w: %w", errBadToken, err)
+		return 0, 0, fmt.Errorf("%w: %w", errBadToken, err)
 	}
-	id, err := strconv.ParseInt(claims.Subject, 10, 64)
+	id, err = strconv.ParseInt(claims.Subject, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%w: subject %q", errBadToken, claims.Subject)
+		return 0, 0, fmt.Errorf("%w: subject %q", errBadToken, claims.Subject)
 	}
-	return id, nil
+	return id, claims.Gen, nil
 }

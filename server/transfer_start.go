@@ -18,13 +18,14 @@ func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Enve
 		return err
 	}
 	req.RefID = ""
-	for _, id := range []string{req.FromDevice, req.ToDevice} {
-		d, err := s.store.DeviceByID(ctx, id)
+	for _, id := range []*string{&req.FromDevice, &req.ToDevice} {
+		d, err := s.store.DeviceByID(ctx, *id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != c.user.ID) {
-			return wsErr(protocol.CodeNotFound, "you have no device %q", id)
+			return wsErr(protocol.CodeNotFound, "you have no device %q", *id)
 		} else if err != nil {
 			return err
 		}
+		*id = d.ID // as the agents' configs spell it: they compare exactly
 	}
 	fc := s.hub.deviceConn(req.FromDevice)
 	if fc == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -26,27 +27,33 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// DeviceKey is the form in which device ids are compared: lower-cased, as
+// usernames are. Every lookup by id in this package goes through it, and so
+// must any map keyed by device id elsewhere.
+func DeviceKey(id string) string { return strings.ToLower(id) }
+
 // EnrollDevice records device id for userID with a new token (hashed) and
-// fingerprint. The same user enrolling again replaces the token (the old one
-// stops working); another user's id gives [ErrConflict].
+// fingerprint. Ids compare by [DeviceKey]. The same user enrolling again, in
+// any case, replaces the token (the old one stops working) and takes the new
+// spelling; an id another user holds gives [ErrConflict].
 func (s *Store) EnrollDevice(ctx context.Context, id string, userID int64, tokenHash, fingerprint string) (Device, error) {
 	now := s.now().UTC()
 	d := Device{ID: id, UserID: userID, Fingerprint: fingerprint, CreatedAt: now, LastSeen: now}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var owner int64
-		err := tx.QueryRowContext(ctx, `SELECT user_id FROM devices WHERE id = ?`, id).Scan(&owner)
+		err := tx.QueryRowContext(ctx, `SELECT user_id FROM devices WHERE id_key = ?`, DeviceKey(id)).Scan(&owner)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.ExecContext(ctx, `INSERT INTO devices (id, user_id, token_hash, fingerprint, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
-				id, userID, tokenHash, fingerprint, micros(now), micros(now))
+			_, err = tx.ExecContext(ctx, `INSERT INTO devices (id, id_key, user_id, token_hash, fingerprint, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				id, DeviceKey(id), userID, tokenHash, fingerprint, micros(now), micros(now))
 			return err
 		case err != nil:
 			return err
 		case owner != userID:
 			return ErrConflict
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE devices SET token_hash = ?, fingerprint = ?, last_seen = ? WHERE id = ?`,
-			tokenHash, fingerprint, micros(now), id)
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET id = ?, token_hash = ?, fingerprint = ?, last_seen = ? WHERE id_key = ?`,
+			id, tokenHash, fingerprint, micros(now), DeviceKey(id))
 		return err
 	})
 	if err != nil {
@@ -80,9 +87,9 @@ func (s *Store) DeviceByToken(ctx context.Context, tokenHash string) (Device, er
 	return d, nil
 }
 
-// DeviceByID finds a device; [ErrNotFound] if none.
+// DeviceByID finds a device by its id in any case; [ErrNotFound] if none.
 func (s *Store) DeviceByID(ctx context.Context, id string) (Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id_key = ?`, DeviceKey(id)))
 	if err != nil {
 		return Device{}, fmt.Errorf("device %q: %w", id, err)
 	}
@@ -91,7 +98,7 @@ func (s *Store) DeviceByID(ctx context.Context, id string) (Device, error) {
 
 // Devices lists a user's devices by id.
 func (s *Store) Devices(ctx context.Context, userID int64) ([]Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY id`, userID)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE user_id = ? ORDER BY id_key`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -109,9 +116,9 @@ func (s *Store) Devices(ctx context.Context, userID int64) ([]Device, error) {
 
 // TouchDevice records that a device was seen now, with its current fingerprint if not empty.
 func (s *Store) TouchDevice(ctx context.Context, id, fingerprint string) error {
-	q, args := `UPDATE devices SET last_seen = ? WHERE id = ?`, []any{micros(s.now()), id}
+	q, args := `UPDATE devices SET last_seen = ? WHERE id_key = ?`, []any{micros(s.now()), DeviceKey(id)}
 	if fingerprint != "" {
-		q, args = `UPDATE devices SET last_seen = ?, fingerprint = ? WHERE id = ?`, []any{micros(s.now()), fingerprint, id}
+		q, args = `UPDATE devices SET last_seen = ?, fingerprint = ? WHERE id_key = ?`, []any{micros(s.now()), fingerprint, DeviceKey(id)}
 	}
 	if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("touch device %q: %w", id, err)
@@ -119,17 +126,15 @@ func (s *Store) TouchDevice(ctx context.Context, id, fingerprint string) error {
 	return nil
 }
 
-// RevokeDevice deletes a user's device, so its token stops working;
-// [ErrNotFound] if the user has no such device.
-func (s *Store) RevokeDevice(ctx context.Context, userID int64, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM devices WHERE id = ? AND user_id = ?`, id, userID)
+// RevokeDevice deletes a user's device, named in any case, so its token
+// stops working, and returns it as it was; [ErrNotFound] if the user has no
+// such device.
+func (s *Store) RevokeDevice(ctx context.Context, userID int64, id string) (Device, error) {
+	d, err := scanDevice(s.w.QueryRowContext(ctx, `DELETE FROM devices WHERE id_key = ? AND user_id = ? RETURNING `+deviceCols, DeviceKey(id), userID))
 	if err != nil {
-		return fmt.Errorf("revoke device %q: %w", id, err)
+		return Device{}, fmt.Errorf("revoke device %q: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("revoke device %q: %w", id, ErrNotFound)
-	}
-	return nil
+	return d, nil
 }
 
 // P2PSession is an issued peer-to-peer session at rest (the token only hashed).
@@ -148,49 +153,4 @@ func (s *Store) RecordSession(ctx context.Context, p P2PSession) error {
 		return fmt.Errorf("record session: %w", err)
 	}
 	return nil
-}
-
-// Transfer is a transfer's metadata as an agent reported it; never contents.
-type Transfer struct {
-	ID                                    int64
-	UserID                                int64
-	SessionID, FromDevice, ToDevice, Name string
-	Size                                  int64
-	BLAKE3, Outcome                       string
-	DurationMS                            int64
-	Direct                                bool
-	CreatedAt                             time.Time
-}
-
-// AddTransfer stores a transfer report and returns it with its id.
-func (s *Store) AddTransfer(ctx context.Context, t Transfer) (Transfer, error) {
-	t.CreatedAt = s.now().UTC()
-	res, err := s.w.ExecContext(ctx, `INSERT INTO transfers (user_id, session_id, from_device, to_device, name, size, blake3, duration_ms, outcome, direct, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.UserID, t.SessionID, t.FromDevice, t.ToDevice, t.Name, t.Size, t.BLAKE3, t.DurationMS, t.Outcome, t.Direct, micros(t.CreatedAt))
-	if err != nil {
-		return t, fmt.Errorf("add transfer: %w", err)
-	}
-	t.ID, err = res.LastInsertId()
-	return t, err
-}
-
-// Transfers lists a user's most recent transfer reports, newest first.
-func (s *Store) Transfers(ctx context.Context, userID int64, limit int) ([]Transfer, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, user_id, session_id, from_device, to_device, name, size, blake3, duration_ms, outcome, direct, created_at
-		FROM transfers WHERE user_id = ? ORDER BY id DESC LIMIT ?`, userID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list transfers: %w", err)
-	}
-	defer rows.Close()
-	var ts []Transfer
-	for rows.Next() {
-		var t Transfer
-		var created int64
-		if err := rows.Scan(&t.ID, &t.UserID, &t.SessionID, &t.FromDevice, &t.ToDevice, &t.Name, &t.Size, &t.BLAKE3, &t.DurationMS, &t.Outcome, &t.Direct, &created); err != nil {
-			return nil, fmt.Errorf("list transfers: %w", err)
-		}
-		t.CreatedAt = fromMicros(created)
-		ts = append(ts, t)
-	}
-	return ts, rows.Err()
 }

@@ -20,6 +20,9 @@ type User struct {
 	PasswordHash string
 	IsAdmin      bool
 	CreatedAt    time.Time
+	// TokenGen is carried by every login token issued to the user; a
+	// password change increments it, which ends every earlier token.
+	TokenGen int64
 }
 
 // Admission is the server's registration policy for everyone after the first user.
@@ -92,12 +95,12 @@ func insertUser(ctx context.Context, tx *sql.Tx, u *User) error {
 	return err
 }
 
-const userCols = `id, username, password_hash, is_admin, created_at`
+const userCols = `id, username, password_hash, is_admin, created_at, token_gen`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &u.TokenGen); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return User{}, ErrNotFound
 		}
@@ -143,16 +146,70 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return us, rows.Err()
 }
 
-// SetPassword replaces a user's password hash; [ErrNotFound] if there is no such user.
+// SetPassword replaces a user's password hash and ends every credential
+// issued before: login tokens (TokenGen goes up) and device tokens (their
+// hashes are replaced, so the devices stay listed but must log in again).
+// A running server learns of it through [Store.CredentialChanges].
+// [ErrNotFound] if there is no such user.
 func (s *Store) SetPassword(ctx context.Context, username, passwordHash string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE username = ?`, passwordHash, strings.ToLower(username))
+	name := strings.ToLower(username)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `UPDATE users SET password_hash = ?, token_gen = token_gen + 1,
+			creds_serial = (SELECT COALESCE(MAX(creds_serial), 0) + 1 FROM users)
+			WHERE username = ? RETURNING id`, passwordHash, name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		// A device token is only ever looked up by its hash: a random value
+		// in its place matches no token, and stays unique.
+		_, err = tx.ExecContext(ctx, `UPDATE devices SET token_hash = 'ended:' || lower(hex(randomblob(16))) WHERE user_id = ?`, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set password of %q: %w", username, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("set password of %q: %w", username, ErrNotFound)
-	}
 	return nil
+}
+
+// CredentialChange says that a user's credentials were ended (see
+// [Store.SetPassword]); Serial orders changes across users.
+type CredentialChange struct {
+	UserID   int64
+	TokenGen int64
+	Serial   int64
+}
+
+// CredentialChanges lists the changes after serial, oldest first. Polling
+// it with the last Serial seen finds what other processes (the admin CLI)
+// changed; pass 0 for all, or [Store.LastCredentialChange] to start now.
+func (s *Store) CredentialChanges(ctx context.Context, after int64) ([]CredentialChange, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, token_gen, creds_serial FROM users WHERE creds_serial > ? ORDER BY creds_serial`, after)
+	if err != nil {
+		return nil, fmt.Errorf("credential changes: %w", err)
+	}
+	defer rows.Close()
+	var out []CredentialChange
+	for rows.Next() {
+		var c CredentialChange
+		if err := rows.Scan(&c.UserID, &c.TokenGen, &c.Serial); err != nil {
+			return nil, fmt.Errorf("credential changes: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastCredentialChange is the newest change's Serial (0 if none).
+func (s *Store) LastCredentialChange(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(creds_serial), 0) FROM users`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("last credential change: %w", err)
+	}
+	return v, nil
 }
 
 // CreateInvite makes a single-use invite code valid for ttl. Only its hash is

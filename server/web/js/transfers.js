@@ -1,5 +1,6 @@
 // Transfers (#/transfers): what the user's agents reported sending and
-// receiving — name, size, devices, direct or relayed, outcome and speed.
+// receiving — name, size, devices, direct or relayed, outcome and speed,
+// and for a failed one why, as the sender and the receiver each saw it.
 
 import { get } from "./api.js";
 import { $, el, clear, show, humanSize, humanSpeed, ago, fullTime } from "./ui.js";
@@ -61,6 +62,19 @@ export function hideTransfers() {
 
 const outcomeText = { ok: "verified", mismatch: "hash mismatch", failed: "failed", canceled: "canceled" };
 
+/** failure says why a transfer is not ok, and what each side reported
+ * when the two differ (a sender that lost its receiver, a receiver that
+ * saw the data stop). Null for a transfer that went well. */
+function failure(t) {
+  if (t.outcome === "ok" && !(t.sender && t.sender.reason)) return null;
+  const sides = [["sender", t.sender], ["receiver", t.receiver]].filter(([, s]) => s);
+  const said = sides.filter(([, s]) => s.reason && s.reason !== t.reason);
+  return el("div", { class: "reason row-sub", title: sides.map(([n, s]) => `${n}: ${s.outcome}${s.reason ? ` (${s.reason})` : ""}`).join("\n") },
+    t.reason || (t.outcome === "ok" ? "verified by the receiver, though the sender saw an error" : outcomeText[t.outcome] || t.outcome),
+    sides.length === 1 ? el("span", { class: "side" }, ` · reported by the ${sides[0][0]} only`) : null,
+    ...said.map(([n, s]) => el("div", { class: "side" }, `${n}: ${s.reason}`)));
+}
+
 async function load() {
   let list;
   try {
@@ -77,6 +91,7 @@ async function load() {
       el("span", { class: `outcome badge outcome-${t.outcome}`, title: t.outcome }, outcomeText[t.outcome] || t.outcome),
       el("div", { class: "row-main" },
         el("div", { class: "name row-title" }, t.name || "(unnamed)"),
+        failure(t),
         el("div", { class: "row-sub" },
           el("span", { class: "devices" }, `${t.from_device} → ${t.to_device}`),
           " · ",
