@@ -47,14 +47,15 @@ func agentCommand() *cli.Command {
 				Description: "mesh agent send-file --to DEVICE PATH...\n" +
 					"   Exits 0 only after the receiver confirmed every file's BLAKE3. Rerun the same\n" +
 					"   command after an interruption: it resumes from the verified chunks.\n" +
-					"mesh agent send-file --session-id ID --peer-addr HOST:PORT --token TOKEN --fingerprint FP --file PATH\n" +
-					"   Low-level form, with a session already issued by POST /api/p2p/sessions.",
+					"mesh agent send-file --session-id ID --peer-addr HOST:PORT --token TOKEN --file PATH\n" +
+					"   Low-level form, with a session already issued by POST /api/p2p/sessions. The\n" +
+					"   target's certificate pin comes from the server (or --fingerprint FP).",
 				Flags: cfgFlags(
 					&cli.StringFlag{Name: "to", Usage: "target `DEVICE` id"},
 					&cli.StringFlag{Name: "session-id", Usage: "low-level: session `ID`"},
 					&cli.StringFlag{Name: "peer-addr", Usage: "low-level: the target's QUIC `HOST:PORT`"},
 					&cli.StringFlag{Name: "token", Usage: "low-level: the session `TOKEN`"},
-					&cli.StringFlag{Name: "fingerprint", Usage: "low-level: the target's certificate `FP` (sha256:…)"},
+					&cli.StringFlag{Name: "fingerprint", Usage: "low-level: the target's certificate `FP` (sha256:…); default: ask the server"},
 					&cli.StringSliceFlag{Name: "file", Usage: "low-level: a `PATH` to send (repeatable)"}),
 				Action: runAgentSend},
 			shareTerminalCommand(cfgFlags),
@@ -151,7 +152,7 @@ func runAgentSend(c *cli.Context) error {
 		res, err = agent.SendDirect(c.Context, cfg, filepath.Dir(path), agent.DirectSession{SessionID: c.String("session-id"),
 			Token: c.String("token"), PeerAddr: c.String("peer-addr"), Fingerprint: c.String("fingerprint")}, o, log)
 	default:
-		return fmt.Errorf("say what to send: --to DEVICE PATH..., or --session-id ID --peer-addr HOST:PORT --token T --fingerprint FP --file PATH")
+		return fmt.Errorf("say what to send: --to DEVICE PATH..., or --session-id ID --peer-addr HOST:PORT --token T --file PATH")
 	}
 	for _, f := range res.Files {
 		fmt.Fprintf(c.App.Writer, "%-8s %s  %d bytes  blake3:%s\n", f.Status, f.Name, f.Size, f.BLAKE3)

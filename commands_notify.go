@@ -16,7 +16,8 @@ func notifyCommand() *cli.Command {
 			{Name: "test", Usage: "send a test push and print how it went",
 				Description: "Without --user: to the server's [notify.gotify] target. With --user: to that\n" +
 					"user's own target (set in the web app), else the server's. Exits non-zero if the\n" +
-					"push did not go through, with Gotify's reason.",
+					"push did not go through, with Gotify's status and what to check (never the\n" +
+					"body of the answer: a user's target could be anything).",
 				Flags:  append(configFlags(), &cli.StringFlag{Name: "user", Usage: "send to `USERNAME`'s target"}),
 				Action: runNotifyTest},
 		},

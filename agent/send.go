@@ -59,7 +59,7 @@ func SendDirect(ctx context.Context, cfg Config, dir string, ds DirectSession, o
 	host, portS, err := net.SplitHostPort(ds.PeerAddr)
 	port, perr := strconv.Atoi(portS)
 	if err != nil || perr != nil {
-		return transfer.Result{}, fmt.Errorf("--peer-addr %q: want HOST:PORT", ds.PeerAddr)
+		return transfer.Result{}, fmt.Errorf("--peer-addr %q: want the target's IP:PORT from the session answer, e.g. 203.0.113.5:5000", ds.PeerAddr)
 	}
 	sess := protocol.P2PSession{SessionID: ds.SessionID, SessionToken: ds.Token, Kind: protocol.SessionFile,
 		InitiatorDeviceID: cfg.DeviceID, TargetDeviceID: ds.PeerAddr, Endpoints: protocol.Endpoints{Target: protocol.Endpoint{IP: host, Port: port, Fingerprint: ds.Fingerprint}}}
