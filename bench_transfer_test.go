@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,24 +13,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"mesh/agent"
-	"mesh/protocol"
 )
 
 // BenchmarkTransfer sends one file (1 GiB; MESH_BENCH_TRANSFER_MIB changes
 // it) with the real `mesh agent send-file` to a real `mesh agent run` over
-// loopback, and in the same run copies the same bytes over one bare QUIC
-// stream between two agent endpoints (the transport's limit here). It
-// reports both speeds, their ratio, and CPU seconds per GiB of each.
+// loopback and reports its speed and CPU seconds per GiB. Its baseline, the
+// same bytes over one bare QUIC stream between two endpoints, is agent's
+// BenchmarkTransferBareQUIC; the same -bench pattern runs both.
 //
-// The bare copy runs both ends in one Go runtime with 2 Ps; the two agents
-// are two runtimes with 2 Ps each on the same 2 cores, whose schedulers
-// spin against each other. The send is therefore measured twice: as a user
-// runs it, and with GOMAXPROCS=1 in each agent (2 Ps in all, like the
-// baseline), which is what two agents on two machines come closer to.
+// The two agents are two runtimes with 2 Ps each on the same 2 cores, whose
+// schedulers spin against each other. The send is therefore measured twice:
+// as a user runs it, and with GOMAXPROCS=1 in each agent (2 Ps in all, like
+// the baseline), which is what two agents on two machines come closer to.
 //
-//	go test -run '^$' -bench Transfer -benchtime 1x .
+//	go test -run '^$' -bench Transfer -benchtime 1x ./agent .
 func BenchmarkTransfer(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("MESH_BENCH_TRANSFER_MIB")); err == nil && v > 0 {
@@ -42,16 +35,11 @@ func BenchmarkTransfer(b *testing.B) {
 	src := filepath.Join(b.TempDir(), "payload.bin")
 	writePseudoRandom(b, src, size)
 	for b.Loop() {
-		bareMBps, bareCPU := bareQUICCopy(b, src, size)
 		meshMBps, meshCPU := meshSendFile(b, src, size, "")
 		oneMBps, oneCPU := meshSendFile(b, src, size, "1")
 		gib := float64(size) / (1 << 30)
-		b.ReportMetric(bareMBps, "bare-quic-MB/s")
 		b.ReportMetric(meshMBps, "send-file-MB/s")
-		b.ReportMetric(meshMBps/bareMBps, "ratio")
 		b.ReportMetric(oneMBps, "send-file-1P-MB/s")
-		b.ReportMetric(oneMBps/bareMBps, "ratio-1P")
-		b.ReportMetric(bareCPU.Seconds()/gib, "bare-cpu-s/GiB")
 		b.ReportMetric(meshCPU.Seconds()/gib, "send-file-cpu-s/GiB")
 		b.ReportMetric(oneCPU.Seconds()/gib, "send-file-1P-cpu-s/GiB")
 	}
@@ -70,69 +58,6 @@ func writePseudoRandom(b *testing.B, path string, size int64) {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// bareQUICCopy streams the file over one QUIC stream between two endpoints
-// in this process, the receiver discarding; it returns MB/s and the CPU
-// this process spent.
-func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration) {
-	peer := func(dev string) (*agent.Endpoint, agent.Identity, *agent.SessionCache) {
-		id, err := agent.LoadOrCreateIdentity(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { pc.Close() })
-		sc := agent.NewSessionCache(nil)
-		ep, err := agent.NewEndpoint(agent.EndpointConfig{Identity: id, DeviceID: dev, User: "alice", Sessions: sc,
-			Log: slog.New(slog.DiscardHandler)}, pc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { ep.Close() })
-		return ep, id, sc
-	}
-	from, fromID, _ := peer("bench-a")
-	to, toID, toSessions := peer("bench-b")
-	ta, fa := to.Addr().(*net.UDPAddr), from.Addr().(*net.UDPAddr)
-	s := protocol.P2PSession{SessionID: "bench", SessionToken: "mst_bench", ExpiresAt: time.Now().Add(time.Minute),
-		Kind: protocol.SessionFile, InitiatorDeviceID: "bench-a", TargetDeviceID: "bench-b",
-		Endpoints: protocol.Endpoints{
-			Initiator: protocol.Endpoint{IP: fa.IP.String(), Port: fa.Port, Fingerprint: fromID.Fingerprint},
-			Target:    protocol.Endpoint{IP: ta.IP.String(), Port: ta.Port, Fingerprint: toID.Fingerprint}}}
-	toSessions.Add(s, "alice")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	got := make(chan int64, 1)
-	go func() {
-		_ = to.Serve(ctx, func(_ context.Context, ps *agent.PeerSession) { // ends with ctx
-			n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, ps.Stream, make([]byte, 1<<20))
-			got <- n
-		})
-	}()
-	ps, err := from.Dial(ctx, s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	cpu0, start := selfCPU(), time.Now()
-	if _, err := io.CopyBuffer(struct{ io.Writer }{ps.Stream}, f, make([]byte, 1<<20)); err != nil {
-		b.Fatal(err)
-	}
-	ps.Stream.Close()
-	if n := <-got; n != size {
-		b.Fatalf("bare copy delivered %d bytes, want %d", n, size)
-	}
-	el, cpu := time.Since(start), selfCPU()-cpu0
-	ps.Close("done")
-	return float64(size) / 1e6 / el.Seconds(), cpu
 }
 
 // meshSendFile times `mesh agent send-file` of src to a running agent, from
