@@ -14,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/terminal"
 )
@@ -63,17 +64,17 @@ func BenchmarkTerminalShare(b *testing.B) {
 // sharePair is a joiner's QUIC stream to a host being served on loopback.
 type sharePair struct {
 	ctx    context.Context
-	joiner *PeerSession
+	joiner *peer.Session
 	serve  func(h *terminal.Host, in io.Writer) // starts Host.Serve on the target's stream
 }
 
 func newSharePair(b *testing.B) *sharePair {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	a, t := newTestPeer(b, "joiner", nil), newTestPeer(b, "sharer", nil)
-	got := make(chan *PeerSession, 1)
+	a, t := newTestPeer(b, "joiner"), newTestPeer(b, "sharer")
+	got := make(chan *peer.Session, 1)
 	go func() {
-		_ = t.ep.Serve(ctx, func(ctx context.Context, ps *PeerSession) { // ends with ctx
+		_ = t.ep.Serve(ctx, func(ctx context.Context, ps *peer.Session) { // ends with ctx
 			got <- ps
 			<-ctx.Done()
 		})

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -24,8 +25,8 @@ type Daemon struct {
 	dir      string
 	log      *slog.Logger
 	inbox    string
-	id       Identity
-	sessions *SessionCache
+	id       peer.Identity
+	sessions *peer.SessionCache
 	link     *link
 	parts    *partSweeper
 	ctx      context.Context // Run's, for work the server asks for
@@ -43,7 +44,7 @@ func NewDaemon(cfg Config, dir string, log *slog.Logger) (*Daemon, error) {
 	if err := os.MkdirAll(inbox, 0o700); err != nil {
 		return nil, fmt.Errorf("create inbox: %w", err)
 	}
-	id, err := LoadOrCreateIdentity(dir)
+	id, err := peer.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -53,13 +54,13 @@ func NewDaemon(cfg Config, dir string, log *slog.Logger) (*Daemon, error) {
 	umask := transfer.ProcessUmask()
 	log.Debug("received files follow the umask", "umask", fmt.Sprintf("%04o", umask))
 	parts := &partSweeper{inbox: inbox, maxAge: cfg.PartMaxAge, now: time.Now, log: log.With("component", "inbox")}
-	return &Daemon{cfg: cfg, dir: dir, log: log, inbox: inbox, id: id, sessions: NewSessionCache(nil), parts: parts}, nil
+	return &Daemon{cfg: cfg, dir: dir, log: log, inbox: inbox, id: id, sessions: peer.NewSessionCache(nil), parts: parts}, nil
 }
 
 // Run serves QUIC on pc and keeps the server link until ctx is done. It
 // returns [ErrRevoked] if the server refuses this device.
 func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
-	ep, err := NewEndpoint(EndpointConfig{
+	ep, err := peer.NewEndpoint(peer.Config{
 		Identity: d.id, DeviceID: d.cfg.DeviceID, User: d.cfg.Username, AcceptFrom: d.cfg.AcceptFrom,
 		Sessions: d.sessions, Log: d.log.With("component", "quic"),
 	}, pc)
@@ -104,7 +105,7 @@ func (d *Daemon) onEvent(env protocol.Envelope) {
 }
 
 // handle runs one authenticated peer session.
-func (d *Daemon) handle(ctx context.Context, ps *PeerSession) {
+func (d *Daemon) handle(ctx context.Context, ps *peer.Session) {
 	switch ps.Session.Kind {
 	case protocol.SessionFile:
 		d.receive(ctx, ps)
@@ -114,7 +115,7 @@ func (d *Daemon) handle(ctx context.Context, ps *PeerSession) {
 	}
 }
 
-func (d *Daemon) receive(ctx context.Context, ps *PeerSession) {
+func (d *Daemon) receive(ctx context.Context, ps *peer.Session) {
 	log := d.log.With("session_id", ps.Session.SessionID, "from", ps.Session.InitiatorDeviceID, "user", ps.FromUser)
 	log.Info("receiving files")
 	defer d.parts.receiving()()

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"mesh/agent/peer"
 	"mesh/terminal"
 )
 
@@ -35,7 +36,7 @@ func JoinTerminal(ctx context.Context, cfg Config, dir string, o JoinOptions, lo
 	if err != nil {
 		return none, fmt.Errorf("join terminal %s: %w", o.ShareID, err)
 	}
-	id, err := LoadOrCreateIdentity(dir)
+	id, err := peer.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return none, err
 	}
@@ -43,8 +44,8 @@ func JoinTerminal(ctx context.Context, cfg Config, dir string, o JoinOptions, lo
 	if err != nil {
 		return none, fmt.Errorf("open a UDP socket: %w", err)
 	}
-	ep, err := NewEndpoint(EndpointConfig{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
-		Sessions: NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
+	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
+		Sessions: peer.NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
 	if err != nil {
 		_ = pc.Close() // the endpoint error is the one worth reporting
 		return none, err

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"mesh/agent/peer"
 )
 
 // LoginOptions are the inputs of `mesh agent login`.
@@ -34,7 +36,7 @@ func Login(ctx context.Context, o LoginOptions, cfg Config) (Config, error) {
 		}
 		o.DeviceID = strings.ToLower(h)
 	}
-	id, err := LoadOrCreateIdentity(o.Dir)
+	id, err := peer.LoadOrCreateIdentity(o.Dir)
 	if err != nil {
 		return cfg, err
 	}

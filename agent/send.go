@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -70,7 +71,7 @@ func SendDirect(ctx context.Context, cfg Config, dir string, ds DirectSession, o
 }
 
 func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession, o SendOptions, log *slog.Logger) (transfer.Result, error) {
-	id, err := LoadOrCreateIdentity(dir)
+	id, err := peer.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return transfer.Result{}, err
 	}
@@ -78,8 +79,8 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	if err != nil {
 		return transfer.Result{}, fmt.Errorf("open a UDP socket: %w", err)
 	}
-	ep, err := NewEndpoint(EndpointConfig{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
-		Sessions: NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
+	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
+		Sessions: peer.NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
 	if err != nil {
 		_ = pc.Close() // the endpoint error is the one worth reporting
 		return transfer.Result{}, err
@@ -87,7 +88,7 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 	defer ep.Close()
 	ps, err := dialRetry(ctx, ep, sess)
 	if err != nil {
-		if de := (*DenyError)(nil); !errors.As(err, &de) && ctx.Err() == nil {
+		if de := (*peer.DenyError)(nil); !errors.As(err, &de) && ctx.Err() == nil {
 			err = fmt.Errorf("receiver unreachable: %w", err)
 		}
 		o.tell(ctx, cfg, failedSend(sess, o.Paths, transfer.Result{}, err), log)
@@ -121,12 +122,12 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 // dialRetry dials the target, retrying briefly while it has not yet heard of
 // the session: the server tells both sides at once, and the news may reach
 // the target a moment after the answer reached us.
-func dialRetry(ctx context.Context, ep *Endpoint, sess protocol.P2PSession) (*PeerSession, error) {
+func dialRetry(ctx context.Context, ep *peer.Endpoint, sess protocol.P2PSession) (*peer.Session, error) {
 	wait := 50 * time.Millisecond
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ps, err := ep.Dial(ctx, sess)
-		var de *DenyError
+		var de *peer.DenyError
 		if err == nil || !errors.As(err, &de) || de.Reason != "unknown session" || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("connect to %s at %s:%d: %w", sess.TargetDeviceID, sess.Endpoints.Target.IP, sess.Endpoints.Target.Port, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -45,7 +46,7 @@ func writeNoise(t *testing.T, path string, n int64) {
 func senderSetup(t *testing.T, target *testPeer, id string) (Config, string, protocol.P2PSession) {
 	t.Helper()
 	dir := t.TempDir()
-	ident, err := LoadOrCreateIdentity(dir)
+	ident, err := peer.LoadOrCreateIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,19 +89,19 @@ func TestSenderNoticesAVanishedReceiver(t *testing.T) {
 	writeNoise(t, src, 96<<20)
 	for _, tc := range []struct {
 		name   string
-		handle func(b *testPeer, pc net.PacketConn) func(context.Context, *PeerSession)
+		handle func(b *testPeer, pc net.PacketConn) func(context.Context, *peer.Session)
 	}{{
 		name: "stops reading",
-		handle: func(b *testPeer, _ net.PacketConn) func(context.Context, *PeerSession) {
-			return func(ctx context.Context, ps *PeerSession) {
+		handle: func(b *testPeer, _ net.PacketConn) func(context.Context, *peer.Session) {
+			return func(ctx context.Context, ps *peer.Session) {
 				r := transfer.Receiver{Inbox: t.TempDir()}
 				_, _ = r.Receive(ctx, &stallAfter{ReadWriter: ps.Stream, ctx: ctx, limit: 4 << 20}) // fails when the sender gives up
 			}
 		},
 	}, {
 		name: "goes silent",
-		handle: func(b *testPeer, pc net.PacketConn) func(context.Context, *PeerSession) {
-			return func(ctx context.Context, ps *PeerSession) {
+		handle: func(b *testPeer, pc net.PacketConn) func(context.Context, *peer.Session) {
+			return func(ctx context.Context, ps *peer.Session) {
 				var once sync.Once
 				r := transfer.Receiver{Inbox: t.TempDir(), Options: transfer.Options{Progress: func(p transfer.Progress) {
 					if p.Bytes >= 4<<20 {
@@ -150,7 +151,7 @@ func TestSenderNoticesAVanishedReceiver(t *testing.T) {
 // close under it, as a killed machine's would vanish.
 func newSilencablePeer(t *testing.T, device string) (*testPeer, net.PacketConn) {
 	t.Helper()
-	id, err := LoadOrCreateIdentity(t.TempDir())
+	id, err := peer.LoadOrCreateIdentity(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +159,8 @@ func newSilencablePeer(t *testing.T, device string) (*testPeer, net.PacketConn) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := EndpointConfig{Identity: id, DeviceID: device, User: "alice", Sessions: NewSessionCache(nil), Log: slog.New(slog.DiscardHandler)}
-	ep, err := NewEndpoint(cfg, pc)
+	cfg := peer.Config{Identity: id, DeviceID: device, User: "alice", Sessions: peer.NewSessionCache(nil), Log: slog.New(slog.DiscardHandler)}
+	ep, err := peer.NewEndpoint(cfg, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +168,12 @@ func newSilencablePeer(t *testing.T, device string) (*testPeer, net.PacketConn) 
 		_ = ep.Close() // the test may have closed its socket already
 		_ = pc.Close()
 	})
-	return &testPeer{ep: ep, cfg: cfg, id: id, log: &logBuf{}, stop: func() {}}, pc
+	return &testPeer{ep: ep, cfg: cfg, id: id}, pc
 }
 
 // serveUntilSilenced runs b's Serve with handle until the test ends; Serve
 // fails once the test closes b's socket, which is what the test wants.
-func serveUntilSilenced(t *testing.T, b *testPeer, handle func(context.Context, *PeerSession)) {
+func serveUntilSilenced(t *testing.T, b *testPeer, handle func(context.Context, *peer.Session)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -188,7 +189,7 @@ func TestUnreachableReceiverIsReported(t *testing.T) {
 	t.Parallel()
 	src := filepath.Join(t.TempDir(), "notes.txt")
 	writeNoise(t, src, 100)
-	silent := newTestPeer(t, "home", nil) // its agent is not serving
+	silent := newTestPeer(t, "home") // its agent is not serving
 	cfg, dir, sess := senderSetup(t, silent, "s-unreachable")
 	reports := make(chan protocol.TransferReport, 1)
 	o := SendOptions{Paths: []string{src}, report: func(r protocol.TransferReport) { reports <- r }}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/terminal"
 )
@@ -32,7 +33,7 @@ const DetachKey = 0x1d
 const registerWait = 5 * time.Second
 
 // drainWait bounds how long a finished share waits for its viewers to
-// receive the exit (PeerSession.Close waits up to 5 s for a peer to hang up).
+// receive the exit (peer.Session.Close waits up to 5 s for a peer to hang up).
 const drainWait = 6 * time.Second
 
 // ShareOptions are the inputs of `mesh agent share-terminal`.
@@ -55,7 +56,7 @@ func ShareTerminal(ctx context.Context, cfg Config, dir string, pc net.PacketCon
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
-	id, err := LoadOrCreateIdentity(dir)
+	id, err := peer.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -70,7 +71,7 @@ func ShareTerminal(ctx context.Context, cfg Config, dir string, pc net.PacketCon
 			o.Command[0] = "/bin/sh"
 		}
 	}
-	sh := &share{cfg: cfg, o: o, log: log, cols: 80, rows: 24, sessions: NewSessionCache(nil)}
+	sh := &share{cfg: cfg, o: o, log: log, cols: 80, rows: 24, sessions: peer.NewSessionCache(nil)}
 	if fd := sh.ttyFD(); fd >= 0 {
 		if c, r, err := term.GetSize(fd); err == nil && c > 0 && r > 0 {
 			sh.cols, sh.rows = min(c, protocol.MaxTerminalSize), min(r, protocol.MaxTerminalSize)
@@ -84,7 +85,7 @@ type share struct {
 	cfg      Config
 	o        ShareOptions
 	log      *slog.Logger
-	sessions *SessionCache
+	sessions *peer.SessionCache
 	link     *link
 	host     *terminal.Host
 	ptmx     *os.File
@@ -108,7 +109,7 @@ func (sh *share) ttyFD() int {
 	return int(sh.o.Stdin.Fd())
 }
 
-func (sh *share) run(ctx context.Context, id Identity, pc net.PacketConn) (code int, err error) {
+func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (code int, err error) {
 	cmd := exec.Command(sh.o.Command[0], sh.o.Command[1:]...)
 	cmd.Env = append(os.Environ(), "MESH_SHARE_ID="+sh.o.ShareID)
 	ptmx, err := startPTY(cmd, sh.cols, sh.rows)
@@ -138,7 +139,7 @@ func (sh *share) run(ctx context.Context, id Identity, pc net.PacketConn) (code 
 			}
 			relay.push(off, data)
 		}})
-	ep, err := NewEndpoint(EndpointConfig{Identity: id, DeviceID: sh.cfg.DeviceID, User: sh.cfg.Username, AcceptFrom: sh.o.Allow,
+	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: sh.cfg.DeviceID, User: sh.cfg.Username, AcceptFrom: sh.o.Allow,
 		Sessions: sh.sessions, Log: sh.log.With("component", "quic")}, pc)
 	if err != nil {
 		_ = cmd.Process.Kill() // nothing is shared yet
@@ -263,7 +264,7 @@ func (sh *share) onBinary(f protocol.TermFrame) {
 }
 
 // serve runs one shell viewer that came in over QUIC.
-func (sh *share) serve(ctx context.Context, ps *PeerSession) {
+func (sh *share) serve(ctx context.Context, ps *peer.Session) {
 	sh.mu.Lock()
 	sh.serving++
 	sh.mu.Unlock()

@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"context"
@@ -17,14 +17,14 @@ const benchSize = 256 << 20
 // per iteration), the receiver reading into io.Discard. The handshake is not
 // timed; the receiver's last byte is.
 //
-//	go test -run '^$' -bench BareQUIC -benchtime 3x ./agent
+//	go test -run '^$' -bench BareQUIC -benchtime 3x ./agent/peer
 func BenchmarkBareQUIC(b *testing.B) {
 	a, t := newTestPeer(b, "dev-a", nil), newTestPeer(b, "dev-b", nil)
 	received := make(chan int64)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
-		done <- t.ep.Serve(ctx, func(_ context.Context, ps *PeerSession) {
+		done <- t.ep.Serve(ctx, func(_ context.Context, ps *Session) {
 			buf := make([]byte, 1<<20)
 			n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, ps.Stream, buf) // no ReaderFrom: use buf
 			if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"context"
@@ -55,8 +55,8 @@ var (
 	ErrCertificateRefused = errors.New("the target refused this device's certificate")
 )
 
-// EndpointConfig configures an [Endpoint].
-type EndpointConfig struct {
+// Config configures an [Endpoint].
+type Config struct {
 	Identity         Identity
 	DeviceID         string        // this agent's device id
 	User             string        // this agent's username; its own user is always accepted
@@ -70,7 +70,7 @@ type EndpointConfig struct {
 // that both accepts sessions ([Endpoint.Serve]) and starts them
 // ([Endpoint.Dial]). It is safe for concurrent use.
 type Endpoint struct {
-	cfg  EndpointConfig
+	cfg  Config
 	log  *slog.Logger
 	tr   *quic.Transport
 	conf *quic.Config
@@ -79,10 +79,10 @@ type Endpoint struct {
 	closed bool
 }
 
-// PeerSession is an admitted session: Stream is the first stream, past
+// Session is an admitted session: Stream is the first stream, past
 // P2P_OK and ready for the kind's protocol. On the dialing side FromUser is
 // this endpoint's User.
-type PeerSession struct {
+type Session struct {
 	Session  protocol.P2PSession
 	FromUser string
 	Conn     *quic.Conn
@@ -96,7 +96,7 @@ type PeerSession struct {
 // side Close is immediate, so read the target's last answer first. On the
 // target's side Close first ends Stream's write side and waits (up to 5s)
 // for the initiator to hang up, so the target's last answer arrives.
-func (p *PeerSession) Close(reason string) error {
+func (p *Session) Close(reason string) error {
 	if p.accepted {
 		_ = p.Stream.Close() // FIN; an error means it was closed already
 		linger(context.Background(), p.Conn)
@@ -107,7 +107,7 @@ func (p *PeerSession) Close(reason string) error {
 // NewEndpoint returns an endpoint on pc, which the caller keeps and closes
 // after [Endpoint.Close]. A *net.UDPConn gets quic-go's batching and GSO;
 // wrapped conns lose about half the throughput.
-func NewEndpoint(cfg EndpointConfig, pc net.PacketConn) (*Endpoint, error) {
+func NewEndpoint(cfg Config, pc net.PacketConn) (*Endpoint, error) {
 	if len(cfg.Identity.Cert.Certificate) == 0 || cfg.Identity.Fingerprint == "" {
 		return nil, errors.New("new endpoint: no identity; load one with LoadOrCreateIdentity")
 	}
@@ -154,9 +154,9 @@ func (e *Endpoint) Close() error {
 // endpoint's User or in AcceptFrom, is answered P2P_OK and passed to handle
 // in the connection's own goroutine. handle's ctx ends with Serve's or the
 // connection; when handle returns, the session is closed with
-// [PeerSession.Close] unless handle did so. Refusals are answered P2P_DENY
+// [Session.Close] unless handle did so. Refusals are answered P2P_DENY
 // and logged at info.
-func (e *Endpoint) Serve(ctx context.Context, handle func(context.Context, *PeerSession)) error {
+func (e *Endpoint) Serve(ctx context.Context, handle func(context.Context, *Session)) error {
 	ln, err := e.tr.Listen(e.serverTLS(), e.conf)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", e.Addr(), err)
@@ -178,7 +178,7 @@ func (e *Endpoint) Serve(ctx context.Context, handle func(context.Context, *Peer
 	}
 }
 
-func (e *Endpoint) serveConn(ctx context.Context, conn *quic.Conn, handle func(context.Context, *PeerSession)) {
+func (e *Endpoint) serveConn(ctx context.Context, conn *quic.Conn, handle func(context.Context, *Session)) {
 	defer context.AfterFunc(ctx, func() {
 		_ = conn.CloseWithError(codeDone, "target shutting down") // error only if already closed
 	})()
@@ -196,14 +196,14 @@ func (e *Endpoint) serveConn(ctx context.Context, conn *quic.Conn, handle func(c
 
 // admit reads and checks P2P_HELLO. A refusal is a *DenyError; the returned
 // session, even then, carries the stream (if any) and the session id.
-func (e *Endpoint) admit(ctx context.Context, conn *quic.Conn) (*PeerSession, error) {
+func (e *Endpoint) admit(ctx context.Context, conn *quic.Conn) (*Session, error) {
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
 	if err != nil {
 		return nil, fmt.Errorf("accept first stream: %w", err)
 	}
-	p := &PeerSession{Conn: conn, Stream: str, accepted: true}
+	p := &Session{Conn: conn, Stream: str, accepted: true}
 	_ = str.SetReadDeadline(time.Now().Add(e.cfg.HandshakeTimeout)) // fails only on closed streams
 	var h Hello
 	if err := readBody(str, TypeHello, &h); err != nil {
@@ -221,7 +221,7 @@ func (e *Endpoint) admit(ctx context.Context, conn *quic.Conn) (*PeerSession, er
 	case pend.Session.TargetDeviceID != e.cfg.DeviceID:
 		return p, &DenyError{"session is not for this device"}
 	case !e.accepts(pend.FromUser):
-		return p, &DenyError{fmt.Sprintf("user %s is not in accept_from on this device", pend.FromUser)}
+		return p, &DenyError{Reason(fmt.Sprintf("user %s is not in accept_from on this device", pend.FromUser))}
 	}
 	p.Session, p.FromUser = pend.Session, pend.FromUser
 	if err := WriteControl(str, TypeOK, nil); err != nil {
@@ -243,7 +243,7 @@ func (e *Endpoint) accepts(user string) bool {
 // refuse ends a connection admit turned down: a *DenyError is answered with
 // P2P_DENY (and the same reason in CONNECTION_CLOSE, in case the stream
 // frame is lost), anything else just closes.
-func (e *Endpoint) refuse(ctx context.Context, conn *quic.Conn, p *PeerSession, err error) {
+func (e *Endpoint) refuse(ctx context.Context, conn *quic.Conn, p *Session, err error) {
 	log := e.log.With("remote", conn.RemoteAddr().String())
 	if p != nil {
 		log = log.With("session_id", p.Session.SessionID)
@@ -254,11 +254,12 @@ func (e *Endpoint) refuse(ctx context.Context, conn *quic.Conn, p *PeerSession, 
 		_ = conn.CloseWithError(codeProtocol, "no valid "+TypeHello) // error only if already closed
 		return
 	}
-	log.Info("peer denied", "reason", deny.Reason)
-	if WriteControl(p.Stream, TypeDeny, Deny{Reason: deny.Reason}) == nil && p.Stream.Close() == nil {
+	reason := string(deny.Reason)
+	log.Info("peer denied", "reason", reason)
+	if WriteControl(p.Stream, TypeDeny, Deny{Reason: reason}) == nil && p.Stream.Close() == nil {
 		linger(ctx, conn)
 	}
-	_ = conn.CloseWithError(codeDenied, deny.Reason) // error only if already closed
+	_ = conn.CloseWithError(codeDenied, reason) // error only if already closed
 }
 
 // linger waits until the peer closes conn, ctx ends or closeLinger passes, so
@@ -277,7 +278,7 @@ func linger(ctx context.Context, conn *quic.Conn) {
 // target fingerprint before sending anything, and redeems the session with
 // P2P_HELLO. A refusal is a *DenyError; other errors say what to check. The
 // caller closes the returned session.
-func (e *Endpoint) Dial(ctx context.Context, s protocol.P2PSession) (*PeerSession, error) {
+func (e *Endpoint) Dial(ctx context.Context, s protocol.P2PSession) (*Session, error) {
 	t := s.Endpoints.Target
 	if t.IP == "" || t.Port <= 0 || t.Port > 65535 {
 		return nil, fmt.Errorf("session %s: target device %s has no QUIC address (%q port %d); is 'mesh agent run' running there?",
@@ -307,7 +308,7 @@ func (e *Endpoint) Dial(ctx context.Context, s protocol.P2PSession) (*PeerSessio
 	return p, nil
 }
 
-func (e *Endpoint) hello(ctx context.Context, conn *quic.Conn, s protocol.P2PSession) (*PeerSession, error) {
+func (e *Endpoint) hello(ctx context.Context, conn *quic.Conn, s protocol.P2PSession) (*Session, error) {
 	hctx, cancel := context.WithTimeout(ctx, e.cfg.HandshakeTimeout)
 	defer cancel()
 	str, err := conn.OpenStreamSync(hctx)
@@ -324,7 +325,7 @@ func (e *Endpoint) hello(ctx context.Context, conn *quic.Conn, s protocol.P2PSes
 	if err := readBody(str, TypeOK, nil); err != nil {
 		var app *quic.ApplicationError
 		if errors.As(err, &app) && app.Remote && app.ErrorCode == codeDenied {
-			return nil, &DenyError{Reason: app.ErrorMessage}
+			return nil, &DenyError{Reason: Reason(app.ErrorMessage)}
 		}
 		if hctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("%w (no answer to %s within %s)", hctx.Err(), TypeHello, e.cfg.HandshakeTimeout)
@@ -335,7 +336,7 @@ func (e *Endpoint) hello(ctx context.Context, conn *quic.Conn, s protocol.P2PSes
 		return nil, fmt.Errorf("read answer to %s: %w", TypeHello, hctx.Err())
 	}
 	_ = str.SetReadDeadline(time.Time{})
-	return &PeerSession{Session: s, FromUser: e.cfg.User, Conn: conn, Stream: str}, nil
+	return &Session{Session: s, FromUser: e.cfg.User, Conn: conn, Stream: str}, nil
 }
 
 // dialError explains a failed dial in terms of what the user can do.

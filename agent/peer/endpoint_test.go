@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"bytes"
@@ -24,14 +24,14 @@ import (
 // identity; its log goes to a buffer the test can search.
 type testPeer struct {
 	ep    *Endpoint
-	cfg   EndpointConfig
+	cfg   Config
 	id    Identity
 	log   *logBuf
 	calls atomic.Int32 // handler calls
 	stop  func()       // stops Serve and waits for it; set by serve
 }
 
-func newTestPeer(t testing.TB, device string, mod func(*EndpointConfig)) *testPeer {
+func newTestPeer(t testing.TB, device string, mod func(*Config)) *testPeer {
 	t.Helper()
 	id, err := LoadOrCreateIdentity(t.TempDir())
 	if err != nil {
@@ -42,7 +42,7 @@ func newTestPeer(t testing.TB, device string, mod func(*EndpointConfig)) *testPe
 		t.Fatal(err)
 	}
 	lb := &logBuf{}
-	cfg := EndpointConfig{Identity: id, DeviceID: device, User: "alice", Sessions: NewSessionCache(nil),
+	cfg := Config{Identity: id, DeviceID: device, User: "alice", Sessions: NewSessionCache(nil),
 		Log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if mod != nil {
 		mod(&cfg)
@@ -61,12 +61,12 @@ func newTestPeer(t testing.TB, device string, mod func(*EndpointConfig)) *testPe
 }
 
 // serve runs Serve with handle (counted) until the test ends or p.stop.
-func (p *testPeer) serve(t *testing.T, handle func(context.Context, *PeerSession)) {
+func (p *testPeer) serve(t *testing.T, handle func(context.Context, *Session)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- p.ep.Serve(ctx, func(ctx context.Context, ps *PeerSession) {
+		done <- p.ep.Serve(ctx, func(ctx context.Context, ps *Session) {
 			p.calls.Add(1)
 			handle(ctx, ps)
 		})
@@ -94,8 +94,8 @@ func session(id string, initiator, target *testPeer, expires time.Time) protocol
 func TestDialServe(t *testing.T) {
 	t.Parallel()
 	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil)
-	got := make(chan *PeerSession, 1)
-	b.serve(t, func(ctx context.Context, ps *PeerSession) {
+	got := make(chan *Session, 1)
+	b.serve(t, func(ctx context.Context, ps *Session) {
 		got <- ps
 		msg, err := io.ReadAll(ps.Stream)
 		if err != nil {
@@ -141,19 +141,19 @@ func TestDenials(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		target   func(*EndpointConfig)
+		target   func(*Config)
 		announce func(*protocol.P2PSession) // the target's copy
 		dial     func(*protocol.P2PSession) // the initiator's copy
 		from     string
 		advance  time.Duration
-		want     string
+		want     Reason
 	}{
 		{name: "unknown", dial: func(s *protocol.P2PSession) { s.SessionID = "never-announced" }, want: ReasonUnknown},
 		{name: "expired", advance: 2 * time.Minute, want: ReasonExpired},
 		{name: "wrong token", dial: func(s *protocol.P2PSession) { s.SessionToken += "x" }, want: ReasonToken},
 		{name: "wrong kind", dial: func(s *protocol.P2PSession) { s.Kind = protocol.SessionTerminal }, want: ReasonKind},
 		{name: "wrong device", announce: func(s *protocol.P2PSession) { s.InitiatorDeviceID = "dev-x" }, want: ReasonDevice},
-		{name: "not in accept_from", from: "mallory", target: func(c *EndpointConfig) { c.AcceptFrom = []string{"bob"} },
+		{name: "not in accept_from", from: "mallory", target: func(c *Config) { c.AcceptFrom = []string{"bob"} },
 			want: "user mallory is not in accept_from on this device"},
 		{name: "other device's session", announce: func(s *protocol.P2PSession) { s.TargetDeviceID = "dev-c" },
 			want: "session is not for this device"},
@@ -163,13 +163,13 @@ func TestDenials(t *testing.T) {
 			t.Parallel()
 			clk := newClock()
 			a := newTestPeer(t, "dev-a", nil)
-			b := newTestPeer(t, "dev-b", func(c *EndpointConfig) {
+			b := newTestPeer(t, "dev-b", func(c *Config) {
 				c.Sessions = NewSessionCache(clk.Now)
 				if tt.target != nil {
 					tt.target(c)
 				}
 			})
-			b.serve(t, func(context.Context, *PeerSession) {})
+			b.serve(t, func(context.Context, *Session) {})
 			// A later session of the same initiator keeps TLS open, so the
 			// denial comes from the session checks.
 			b.cfg.Sessions.Add(session("decoy", a, b, clk.Now().Add(10*time.Minute)), "alice")
@@ -189,7 +189,7 @@ func TestDenials(t *testing.T) {
 			if n := b.calls.Load(); n != 0 {
 				t.Errorf("handler called %d times, want 0", n)
 			}
-			if log := b.log.String(); !strings.Contains(log, "peer denied") || !strings.Contains(log, tt.want) ||
+			if log := b.log.String(); !strings.Contains(log, "peer denied") || !strings.Contains(log, string(tt.want)) ||
 				strings.Contains(log, "mst_secret") {
 				t.Errorf("target log lacks the denial or shows a token:\n%s", log)
 			}
@@ -197,7 +197,7 @@ func TestDenials(t *testing.T) {
 	}
 }
 
-func checkDenied(t *testing.T, err error, reason string) {
+func checkDenied(t *testing.T, err error, reason Reason) {
 	t.Helper()
 	var deny *DenyError
 	if !errors.As(err, &deny) || deny.Reason != reason {
@@ -208,7 +208,7 @@ func checkDenied(t *testing.T, err error, reason string) {
 func TestTokenSingleUse(t *testing.T) {
 	t.Parallel()
 	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil)
-	b.serve(t, func(context.Context, *PeerSession) {})
+	b.serve(t, func(context.Context, *Session) {})
 	b.cfg.Sessions.Add(session("decoy", a, b, time.Now().Add(time.Hour)), "alice")
 	s := session("s1", a, b, time.Now().Add(time.Minute))
 	b.cfg.Sessions.Add(s, "alice")
@@ -233,7 +233,7 @@ func TestTokenSingleUse(t *testing.T) {
 func TestPinTarget(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil), newTestPeer(t, "dev-c", nil)
-	b.serve(t, func(context.Context, *PeerSession) {})
+	b.serve(t, func(context.Context, *Session) {})
 	s := session("s1", a, b, time.Now().Add(time.Minute))
 	b.cfg.Sessions.Add(s, "alice")
 
@@ -255,7 +255,7 @@ func TestPinInitiator(t *testing.T) {
 	t.Parallel()
 	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil)
 	thief := newTestPeer(t, "dev-a", nil) // knows the token and device id, not a's key
-	b.serve(t, func(context.Context, *PeerSession) {})
+	b.serve(t, func(context.Context, *Session) {})
 	s := session("s1", a, b, time.Now().Add(time.Minute))
 	b.cfg.Sessions.Add(s, "alice")
 
@@ -279,11 +279,11 @@ func TestPinInitiator(t *testing.T) {
 
 func TestDialBeforeAnnouncement(t *testing.T) {
 	t.Parallel()
-	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", func(c *EndpointConfig) { c.AcceptFrom = []string{"*"} })
-	b.serve(t, func(context.Context, *PeerSession) {})
+	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", func(c *Config) { c.AcceptFrom = []string{"*"} })
+	b.serve(t, func(context.Context, *Session) {})
 	s := session("s1", a, b, time.Now().Add(time.Minute))
 	type result struct {
-		ps  *PeerSession
+		ps  *Session
 		err error
 	}
 	done := make(chan result)
@@ -301,7 +301,7 @@ func TestDialBeforeAnnouncement(t *testing.T) {
 
 func TestDialNoAnswer(t *testing.T) {
 	t.Parallel()
-	a := newTestPeer(t, "dev-a", func(c *EndpointConfig) { c.HandshakeTimeout = 400 * time.Millisecond })
+	a := newTestPeer(t, "dev-a", func(c *Config) { c.HandshakeTimeout = 400 * time.Millisecond })
 	silent := newTestPeer(t, "dev-b", nil) // never serves
 	_, err := a.ep.Dial(t.Context(), session("s1", a, silent, time.Now().Add(time.Minute)))
 	if err == nil || !strings.Contains(err.Error(), "is 'mesh agent run' running on the target") {
@@ -312,8 +312,8 @@ func TestDialNoAnswer(t *testing.T) {
 func TestHandshakeTimeout(t *testing.T) {
 	t.Parallel()
 	a := newTestPeer(t, "dev-a", nil)
-	b := newTestPeer(t, "dev-b", func(c *EndpointConfig) { c.HandshakeTimeout = 300 * time.Millisecond })
-	b.serve(t, func(context.Context, *PeerSession) {})
+	b := newTestPeer(t, "dev-b", func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	b.serve(t, func(context.Context, *Session) {})
 	b.cfg.Sessions.Add(session("s1", a, b, time.Now().Add(time.Minute)), "alice")
 	conn, err := a.ep.tr.Dial(t.Context(), b.ep.Addr(), a.ep.clientTLS(b.id.Fingerprint), a.ep.conf)
 	if err != nil {
@@ -330,7 +330,7 @@ func TestServeShutdown(t *testing.T) {
 	t.Parallel()
 	a, b := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil)
 	inHandler := make(chan struct{})
-	b.serve(t, func(ctx context.Context, ps *PeerSession) {
+	b.serve(t, func(ctx context.Context, ps *Session) {
 		close(inHandler)
 		<-ctx.Done()
 	})
@@ -371,9 +371,9 @@ func (l *logBuf) String() string {
 func TestUnboundSession(t *testing.T) {
 	t.Parallel()
 	a, b, c := newTestPeer(t, "dev-a", nil), newTestPeer(t, "dev-b", nil), newTestPeer(t, "dev-c", nil)
-	stranger := newTestPeer(t, "bobs-pc", func(c *EndpointConfig) { c.User = "bob" })
+	stranger := newTestPeer(t, "bobs-pc", func(c *Config) { c.User = "bob" })
 	got := make(chan protocol.P2PSession, 2)
-	b.serve(t, func(_ context.Context, ps *PeerSession) { got <- ps.Session })
+	b.serve(t, func(_ context.Context, ps *Session) { got <- ps.Session })
 	s := session("s1", a, b, time.Now().Add(time.Minute))
 	s.InitiatorDeviceID, s.Endpoints.Initiator = "", protocol.Endpoint{}
 	s.Initiators = []protocol.DeviceCert{{DeviceID: "dev-a", Fingerprint: a.id.Fingerprint}, {DeviceID: "dev-c", Fingerprint: c.id.Fingerprint}}

@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"crypto/subtle"
@@ -12,16 +12,16 @@ import (
 // hears "session expired" rather than "unknown session".
 const expiredGrace = 5 * time.Minute
 
-// Reasons a [SessionCache] or an [Endpoint] denies a P2P_HELLO. The initiator
-// sees them in [DenyError].Reason.
+// Reasons a [SessionCache] denies a P2P_HELLO. The initiator sees them in
+// [DenyError].Reason.
 const (
-	ReasonUnknown     = "unknown session"
-	ReasonExpired     = "session expired"
-	ReasonUsed        = "token already used"
-	ReasonToken       = "wrong token"
-	ReasonDevice      = "wrong device"
-	ReasonKind        = "wrong kind"
-	ReasonCertificate = "certificate does not match"
+	ReasonUnknown     Reason = "unknown session"
+	ReasonExpired     Reason = "session expired"
+	ReasonUsed        Reason = "token already used"
+	ReasonToken       Reason = "wrong token"
+	ReasonDevice      Reason = "wrong device"
+	ReasonKind        Reason = "wrong kind"
+	ReasonCertificate Reason = "certificate does not match"
 )
 
 // SessionCache holds the p2p sessions the server announced to this device

@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func TestRedeem(t *testing.T) {
 		hello    func(*Hello)
 		fp       string
 		advance  time.Duration
-		want     string // deny reason; "" for success
+		want     Reason // deny reason; "" for success
 		consumed bool   // a correct retry is refused afterwards
 	}{
 		{name: "ok", want: "", consumed: true},
@@ -285,7 +285,8 @@ func TestRedeemUnbound(t *testing.T) {
 		return Hello{SessionID: "s1", Token: "tok-s1", DeviceID: device, Kind: protocol.SessionFile}
 	}
 	for _, tt := range []struct {
-		name, device, fp, want string
+		name, device, fp string
+		want             Reason
 	}{
 		{"listed device", "dev-c", fpC, ""},
 		{"the other listed device", "dev-a", fpA, ""},

@@ -1,4 +1,4 @@
-package agent
+package peer
 
 import (
 	"bytes"
@@ -48,11 +48,17 @@ type Deny struct {
 	Reason string `json:"reason"`
 }
 
-// DenyError is a refusal, by this device's [SessionCache] or by the peer's
-// P2P_DENY. Reason is short and meant for a human.
-type DenyError struct{ Reason string }
+// Reason is why a P2P_HELLO was denied: short and meant for a human. The
+// Reason constants are a [SessionCache]'s; an [Endpoint] also denies with
+// reasons that name the user or device, and a peer's P2P_DENY may say
+// anything.
+type Reason string
 
-func (e *DenyError) Error() string { return "denied: " + e.Reason }
+// DenyError is a refusal, by this device's [SessionCache] or [Endpoint], or
+// by the peer's P2P_DENY.
+type DenyError struct{ Reason Reason }
+
+func (e *DenyError) Error() string { return "denied: " + string(e.Reason) }
 
 // control is the JSON of one control message: {"type":"P2P_DENY","body":{…}}.
 type control struct {
@@ -147,7 +153,7 @@ func readBody(r io.Reader, want string, v any) error {
 		if err := json.Unmarshal(body, &d); err != nil || d.Reason == "" {
 			d.Reason = "no reason given"
 		}
-		return &DenyError{Reason: d.Reason}
+		return &DenyError{Reason: Reason(d.Reason)}
 	case typ != want:
 		return fmt.Errorf("%w: got %.64q, want %s", ErrProtocol, typ, want)
 	case v == nil:

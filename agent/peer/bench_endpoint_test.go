@@ -1,4 +1,4 @@
-package agent_test
+package peer_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"mesh/agent"
+	"mesh/agent/peer"
 	"mesh/protocol"
 )
 
@@ -25,7 +25,7 @@ import (
 // runtime with 2 Ps, while the two agents of the send-file run are two
 // runtimes on the same 2 cores.
 //
-//	go test -run '^$' -bench Transfer -benchtime 1x ./agent ./e2e
+//	go test -run '^$' -bench Transfer -benchtime 1x ./agent/peer ./e2e
 func BenchmarkTransferBareQUIC(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("MESH_BENCH_TRANSFER_MIB")); err == nil && v > 0 {
@@ -59,8 +59,8 @@ func writePseudoRandom(b *testing.B, path string, size int64) {
 // in this process, the receiver discarding; it returns MB/s and the CPU
 // this process spent.
 func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration) {
-	peer := func(dev string) (*agent.Endpoint, agent.Identity, *agent.SessionCache) {
-		id, err := agent.LoadOrCreateIdentity(b.TempDir())
+	newPeer := func(dev string) (*peer.Endpoint, peer.Identity, *peer.SessionCache) {
+		id, err := peer.LoadOrCreateIdentity(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -69,8 +69,8 @@ func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration)
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { pc.Close() })
-		sc := agent.NewSessionCache(nil)
-		ep, err := agent.NewEndpoint(agent.EndpointConfig{Identity: id, DeviceID: dev, User: "alice", Sessions: sc,
+		sc := peer.NewSessionCache(nil)
+		ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: dev, User: "alice", Sessions: sc,
 			Log: slog.New(slog.DiscardHandler)}, pc)
 		if err != nil {
 			b.Fatal(err)
@@ -78,8 +78,8 @@ func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration)
 		b.Cleanup(func() { ep.Close() })
 		return ep, id, sc
 	}
-	from, fromID, _ := peer("bench-a")
-	to, toID, toSessions := peer("bench-b")
+	from, fromID, _ := newPeer("bench-a")
+	to, toID, toSessions := newPeer("bench-b")
 	ta, fa := to.Addr().(*net.UDPAddr), from.Addr().(*net.UDPAddr)
 	s := protocol.P2PSession{SessionID: "bench", SessionToken: "mst_bench", ExpiresAt: time.Now().Add(time.Minute),
 		Kind: protocol.SessionFile, InitiatorDeviceID: "bench-a", TargetDeviceID: "bench-b",
@@ -91,7 +91,7 @@ func bareQUICCopy(b *testing.B, src string, size int64) (float64, time.Duration)
 	defer cancel()
 	got := make(chan int64, 1)
 	go func() {
-		_ = to.Serve(ctx, func(_ context.Context, ps *agent.PeerSession) { // ends with ctx
+		_ = to.Serve(ctx, func(_ context.Context, ps *peer.Session) { // ends with ctx
 			n, _ := io.CopyBuffer(struct{ io.Writer }{io.Discard}, ps.Stream, make([]byte, 1<<20))
 			got <- n
 		})
