@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ const readmeHost = "home.example.org"
 // `mesh user` or `mesh agent`, as written.
 func readmeExamples(t *testing.T) []string {
 	t.Helper()
-	f, err := os.Open("README.md")
+	f, err := os.Open(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
