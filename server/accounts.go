@@ -46,11 +46,11 @@ type meAnswer struct {
 func checkUsername(name string) (string, error) {
 	n := strings.ToLower(name)
 	if l := utf8.RuneCountInString(n); l < 3 || l > 32 {
-		return "", errorf(http.StatusBadRequest, "invalid_username", "username must be 3 to 32 characters long")
+		return "", refuse(kindInvalid, codeInvalidUsername, "username must be 3 to 32 characters long")
 	}
 	for _, r := range n {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
-			return "", errorf(http.StatusBadRequest, "invalid_username",
+			return "", refuse(kindInvalid, codeInvalidUsername,
 				"username may use only letters a-z, digits, '_', '.' and '-' (found %q)", r)
 		}
 	}
@@ -65,9 +65,9 @@ const maxPassword = 72
 func checkPassword(pw string) error {
 	switch {
 	case len(pw) < 6:
-		return errorf(http.StatusBadRequest, "invalid_password", "password must be at least 6 bytes long")
+		return refuse(kindInvalid, codeInvalidPassword, "password must be at least 6 bytes long")
 	case len(pw) > maxPassword:
-		return errorf(http.StatusBadRequest, "invalid_password", "password must be at most 72 bytes long (bcrypt's limit); choose a shorter one")
+		return refuse(kindInvalid, codeInvalidPassword, "password must be at most 72 bytes long (bcrypt's limit); choose a shorter one")
 	}
 	return nil
 }
@@ -114,13 +114,13 @@ func (s *Server) register(c echo.Context) error {
 	u, err := s.store.Register(c.Request().Context(), name, hash, s.admission, req.InviteCode)
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		return errorf(http.StatusConflict, "username_taken", "username %q is taken; choose another", name)
+		return refuse(kindConflict, codeUsernameTaken, "username %q is taken; choose another", name)
 	case errors.Is(err, store.ErrRegistrationClosed):
-		return errorf(http.StatusForbidden, "registration_closed", "registration is closed on this server; ask its admin for an account")
+		return refuse(kindForbidden, codeRegistrationClosed, "registration is closed on this server; ask its admin for an account")
 	case errors.Is(err, store.ErrInviteRequired):
-		return errorf(http.StatusForbidden, "invite_required", "registration needs an invite code; ask a member for one (mesh user invite)")
+		return refuse(kindForbidden, codeInviteRequired, "registration needs an invite code; ask a member for one (mesh user invite)")
 	case errors.Is(err, store.ErrInviteInvalid):
-		return errorf(http.StatusForbidden, "invite_invalid", "invite code is unknown, used or expired; ask for a new one")
+		return refuse(kindForbidden, codeInviteInvalid, "invite code is unknown, used or expired; ask for a new one")
 	case err != nil:
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *Server) login(c echo.Context) error {
 	if wait > 0 {
 		secs := int64(math.Ceil(wait.Seconds()))
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		return errorf(http.StatusTooManyRequests, "rate_limited", "too many failed logins; try again in %d seconds", secs)
+		return refuse(kindRateLimited, codeRateLimited, "too many failed logins; try again in %d seconds", secs)
 	}
 	u, err := s.store.UserByName(c.Request().Context(), req.Username)
 	hash := s.dummyHash // unknown users cost one bcrypt too, so timing tells nothing
@@ -156,7 +156,7 @@ func (s *Server) login(c echo.Context) error {
 		s.throttle.fail(userKey, now)
 		s.throttle.fail(ipKey, now)
 		s.log.Info("login failed", "username", strings.ToLower(req.Username), "ip", c.RealIP())
-		return errorf(http.StatusUnauthorized, "invalid_credentials", "wrong username or password")
+		return refuse(kindUnauthorized, codeInvalidCredentials, "wrong username or password")
 	}
 	s.throttle.reset(userKey)
 	return s.answerToken(c, http.StatusOK, u)
@@ -192,7 +192,7 @@ func (s *Server) changePassword(c echo.Context) error {
 	}
 	ctx, u := c.Request().Context(), currentUser(c)
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(req.Current)) != nil || len(req.Current) > maxPassword {
-		return errorf(http.StatusForbidden, "invalid_credentials", "the current password is wrong; the password was not changed")
+		return refuse(kindForbidden, codeInvalidCredentials, "the current password is wrong; the password was not changed")
 	}
 	hash, err := hashPassword(req.New, s.cfg.Auth.BcryptCost)
 	if err != nil {

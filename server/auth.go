@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -51,34 +50,34 @@ func (s *Server) authenticate(rule authRule, next echo.HandlerFunc) echo.Handler
 		if h := c.Request().Header.Get("Authorization"); h != "" {
 			scheme, rest, _ := strings.Cut(h, " ")
 			if !strings.EqualFold(scheme, "bearer") {
-				return errorf(http.StatusUnauthorized, "unauthorized", "send the token as 'Authorization: Bearer TOKEN'")
+				return refuse(kindUnauthorized, codeUnauthorized, "send the token as 'Authorization: Bearer TOKEN'")
 			}
 			tok = strings.TrimSpace(rest)
 		} else if q := c.QueryParam("token"); q != "" {
 			if !rule.query {
-				return errorf(http.StatusUnauthorized, "unauthorized",
+				return refuse(kindUnauthorized, codeUnauthorized,
 					"send the token as 'Authorization: Bearer TOKEN'; a token in the URL is accepted only on /ws")
 			}
 			tok = q
 		}
 		if tok == "" {
-			return errorf(http.StatusUnauthorized, "unauthorized", "log in first and send the token as 'Authorization: Bearer TOKEN'")
+			return refuse(kindUnauthorized, codeUnauthorized, "log in first and send the token as 'Authorization: Bearer TOKEN'")
 		}
 		if strings.HasPrefix(tok, deviceTokenPrefix) {
 			return s.authDevice(c, rule, tok, next)
 		}
 		id, gen, err := s.key.verify(tok, s.cfg.now())
 		if err != nil {
-			return errorf(http.StatusUnauthorized, "invalid_token", "token is invalid or expired; log in again")
+			return refuse(kindUnauthorized, codeInvalidToken, "token is invalid or expired; log in again")
 		}
 		u, err := s.store.UserByID(c.Request().Context(), id)
 		if errors.Is(err, store.ErrNotFound) {
-			return errorf(http.StatusUnauthorized, "invalid_token", "the account of this token no longer exists; log in again")
+			return refuse(kindUnauthorized, codeInvalidToken, "the account of this token no longer exists; log in again")
 		} else if err != nil {
 			return err
 		}
 		if gen != u.TokenGen {
-			return errorf(http.StatusUnauthorized, "invalid_token", "this token was ended by a password change; log in again")
+			return refuse(kindUnauthorized, codeInvalidToken, "this token was ended by a password change; log in again")
 		}
 		c.Set(userKey, u)
 		return next(c)
@@ -89,13 +88,13 @@ func (s *Server) authDevice(c echo.Context, rule authRule, tok string, next echo
 	ctx := c.Request().Context()
 	d, err := s.store.DeviceByToken(ctx, store.HashToken(tok))
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusUnauthorized, "invalid_token",
+		return refuse(kindUnauthorized, codeInvalidToken,
 			"device token is unknown, revoked or ended by a password change; run 'mesh agent login' again")
 	} else if err != nil {
 		return err
 	}
 	if !rule.device {
-		return errorf(http.StatusForbidden, "user_login_required",
+		return refuse(kindLoginRequired, codeUserLoginRequired,
 			"a device token may only do an agent's work; log in as the user (the web app, or POST /api/auth/login) for this")
 	}
 	u, err := s.store.UserByID(ctx, d.UserID)

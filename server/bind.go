@@ -31,20 +31,20 @@ func bind(c echo.Context, v any) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &maxErr):
-		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is over %d KiB; send less", maxBody>>10)
+		return refuse(kindTooLarge, codeBodyTooLarge, "request body is over %d KiB; send less", maxBody>>10)
 	case errors.Is(err, io.EOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "request body is empty; send a JSON object")
+		return refuse(kindInvalid, codeInvalidJSON, "request body is empty; send a JSON object")
 	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "request body is not valid JSON (%v); send a JSON object", err)
+		return refuse(kindInvalid, codeInvalidJSON, "request body is not valid JSON (%v); send a JSON object", err)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return errorf(http.StatusBadRequest, "invalid_json", "request body must be a JSON object, not %s", typ.Value)
+			return refuse(kindInvalid, codeInvalidJSON, "request body must be a JSON object, not %s", typ.Value)
 		}
-		return errorf(http.StatusBadRequest, "invalid_field", "field %q must be a %s, not %s", typ.Field, typ.Type, typ.Value)
+		return refuse(kindInvalid, codeInvalidField, "field %q must be a %s, not %s", typ.Field, typ.Type, typ.Value)
 	}
-	return errorf(http.StatusBadRequest, "invalid_json", "request body is not a single JSON object: %v", err)
+	return refuse(kindInvalid, codeInvalidJSON, "request body is not a single JSON object: %v", err)
 }
 
 func missing(field string) error {
-	return errorf(http.StatusBadRequest, "missing_field", "field %q is required", field)
+	return refuse(kindInvalid, codeMissingField, "field %q is required", field)
 }

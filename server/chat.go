@@ -28,12 +28,12 @@ func (s *Server) onChatSend(ctx context.Context, c *conn, env protocol.Envelope)
 	if req.ToUser != "" {
 		to, err := s.store.UserByName(ctx, req.ToUser)
 		if errors.Is(err, store.ErrNotFound) {
-			return wsErr(protocol.CodeNotFound, "no user %q", req.ToUser)
+			return refuse(kindNotFound, codeUserNotFound, "no user %q", req.ToUser)
 		} else if err != nil {
 			return err
 		}
 		if to.ID == c.user.ID {
-			return wsErr(protocol.CodeInvalid, "a direct message needs another user")
+			return refuse(kindInvalid, codeInvalidRequest, "a direct message needs another user")
 		}
 		room, _, err := s.store.DirectRoom(ctx, c.user.ID, to.ID)
 		if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) onChatSend(ctx context.Context, c *conn, env protocol.Envelope)
 	case s.chatIn <- sendReq{c: c, refID: env.ID, msg: store.NewMessage{RoomID: roomID, UserID: c.user.ID, Text: req.Text, ClientMsgID: req.ClientMsgID}}:
 		return nil
 	case <-s.chatQuit:
-		return wsErr(protocol.CodeUnavailable, "server is shutting down; send again after reconnecting")
+		return refuse(kindUnavailable, codeShuttingDown, "server is shutting down; send again after reconnecting")
 	}
 }
 

@@ -87,7 +87,7 @@ func newUpgrader() *websocket.Upgrader {
 // after the upgrade so net/http's per-request buffers are freed.
 func (s *Server) websocket(c echo.Context) error {
 	if !s.originAllowed(c.Request()) {
-		return errorf(http.StatusForbidden, "origin_forbidden",
+		return refuse(kindForbidden, codeOriginForbidden,
 			"origin %q may not open a WebSocket; set [server] public_url to the address users open, or add the origin to allowed_origins",
 			c.Request().Header.Get("Origin"))
 	}
@@ -104,15 +104,15 @@ func (s *Server) websocket(c echo.Context) error {
 	first, err := s.hub.add(cn, s.cfg.HTTP.MaxSessionsPerUser, s.cfg.HTTP.MaxSessionsPerIP)
 	switch {
 	case errors.Is(err, errShuttingDown):
-		return errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; reconnect shortly")
+		return refuse(kindUnavailable, codeShuttingDown, "the server is shutting down; reconnect shortly")
 	case errors.Is(err, errUserSessions):
 		s.log.Info("websocket refused: too many sessions", "user", cn.user.Username, "ip", cn.ip, "cap", s.cfg.HTTP.MaxSessionsPerUser)
-		return errorf(http.StatusTooManyRequests, "too_many_sessions",
+		return refuse(kindRateLimited, codeTooManySessions,
 			"you have %d sessions open, the most this server allows per user; close some tabs or agents (or ask the admin to raise [server] max_sessions_per_user)",
 			s.cfg.HTTP.MaxSessionsPerUser)
 	case errors.Is(err, errIPSessions):
 		s.log.Info("websocket refused: too many sessions", "user", cn.user.Username, "ip", cn.ip, "cap", s.cfg.HTTP.MaxSessionsPerIP)
-		return errorf(http.StatusTooManyRequests, "too_many_sessions",
+		return refuse(kindRateLimited, codeTooManySessions,
 			"%d sessions are open from your address, the most this server allows; close some (or ask the admin to raise [server] max_sessions_per_ip)",
 			s.cfg.HTTP.MaxSessionsPerIP)
 	}

@@ -53,17 +53,17 @@ func (s *Server) enrollDevice(c echo.Context) error {
 	if req.DeviceID == "" {
 		return missing("device_id")
 	} else if !validDeviceID(req.DeviceID) {
-		return errorf(http.StatusBadRequest, "invalid_device_id", "device_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+		return refuse(kindInvalid, codeInvalidDeviceID, "device_id must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
 	} else if req.Fingerprint != "" && !protocol.ValidFingerprint(req.Fingerprint) {
-		return errorf(http.StatusBadRequest, "invalid_fingerprint", "fingerprint must be \"sha256:\" and 64 lowercase hex digits")
+		return refuse(kindInvalid, codeInvalidFingerprint, "fingerprint must be \"sha256:\" and 64 lowercase hex digits")
 	}
 	if _, ok := currentDevice(c); ok {
-		return errorf(http.StatusForbidden, "forbidden", "log in as the user (not with a device token) to enrol a device")
+		return refuse(kindForbidden, codeForbidden, "log in as the user (not with a device token) to enrol a device")
 	}
 	tok := DeviceToken(deviceTokenPrefix + randomToken())
 	u := currentUser(c)
 	if _, err := s.store.EnrollDevice(c.Request().Context(), req.DeviceID, u.ID, store.HashToken(string(tok)), req.Fingerprint); errors.Is(err, store.ErrConflict) {
-		return errorf(http.StatusConflict, "device_taken", "device id %q belongs to another user; pick another with --device", req.DeviceID)
+		return refuse(kindConflict, codeDeviceTaken, "device id %q belongs to another user; pick another with --device", req.DeviceID)
 	} else if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Server) revokeDevice(c echo.Context) error {
 	u, id := currentUser(c), c.Param("id")
 	d, err := s.store.RevokeDevice(c.Request().Context(), u.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "not_found", "you have no device %q", id)
+		return refuse(kindNotFound, codeNotFound, "you have no device %q", id)
 	} else if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) revokeDevice(c echo.Context) error {
 func (s *Server) getDevice(c echo.Context) error {
 	u, id := currentUser(c), c.Param("id")
 	if d, ok := currentDevice(c); ok && !sameDeviceID(d.ID, id) {
-		return errorf(http.StatusForbidden, "user_login_required",
+		return refuse(kindLoginRequired, codeUserLoginRequired,
 			"a device token may read only its own entry %q; log in as the user to see the others", d.ID)
 	}
 	ds, err := s.store.Devices(c.Request().Context(), u.ID)
@@ -122,7 +122,7 @@ func (s *Server) getDevice(c echo.Context) error {
 			return c.JSON(http.StatusOK, deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint})
 		}
 	}
-	return errorf(http.StatusNotFound, "not_found", "you have no device %q", id)
+	return refuse(kindNotFound, codeNotFound, "you have no device %q", id)
 }
 
 // sameDeviceID compares device ids the way usernames are compared.

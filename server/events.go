@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -13,73 +12,25 @@ import (
 	"mesh/store"
 )
 
-// wsError is a refusal the client should see as system.error.
-type wsError struct{ code, msg string }
-
-func (e *wsError) Error() string { return e.msg }
-
-func wsErr(code, format string, args ...any) error {
-	return &wsError{code: code, msg: fmt.Sprintf(format, args...)}
-}
-
 // dispatch runs one client request; a refusal becomes system.error with the
 // request's id as ref_id, anything else is logged and reported as internal.
 func (s *Server) dispatch(c *conn, env protocol.Envelope) {
-	if c.device.ID != "" && !agentRequest(env.Type) {
-		c.reply(env.ID, protocol.CodeUserLoginRequired,
-			fmt.Sprintf("a device token may only do an agent's work, not %s; log in as the user for it", env.Type))
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
-	switch env.Type {
-	case protocol.TypeSystemHello:
-		err = s.onHello(c, env)
-	case protocol.TypeRoomJoin:
-		err = s.onRoomJoin(ctx, c, env)
-	case protocol.TypeRoomLeave:
-		err = s.onRoomLeave(ctx, c, env)
-	case protocol.TypeRoomSync:
-		err = s.onRoomSync(ctx, c, env)
-	case protocol.TypeChatSend:
-		err = s.onChatSend(ctx, c, env)
-	case protocol.TypeChatTyping:
-		err = s.onTyping(ctx, c, env)
-	case protocol.TypeCallInvite, protocol.TypeCallAccept, protocol.TypeCallReject, protocol.TypeCallOffer,
-		protocol.TypeCallAnswer, protocol.TypeCallICE, protocol.TypeCallHangup:
-		err = s.onCall(ctx, c, env)
-	case protocol.TypeP2PSessionRequest:
-		err = s.onSessionRequest(ctx, c, env)
-	case protocol.TypeTransferReport:
-		err = s.onTransferReport(ctx, c, env)
-	case protocol.TypeTransferStart:
-		err = s.onTransferStart(ctx, c, env)
-	case protocol.TypeTerminalOpen:
-		err = s.onTerminalOpen(c, env)
-	case protocol.TypeTerminalWatch:
-		err = s.onTerminalWatch(c, env)
-	case protocol.TypeTerminalUnwatch:
-		err = s.onTerminalUnwatch(c, env)
-	case protocol.TypeTerminalResize:
-		err = s.onTerminalResize(c, env)
-	case protocol.TypeTerminalExit:
-		err = s.onTerminalExit(c, env)
-	case protocol.TypeTerminalViewers:
-		err = wsErr(protocol.CodeInvalid, "%s is sent by the server, not by clients", env.Type)
+	switch {
+	case c.device.ID != "" && !agentRequest(env.Type):
+		err = refuse(kindLoginRequired, codeUserLoginRequired,
+			"a device token may only do an agent's work, not %s; log in as the user for it", env.Type)
 	default:
-		if env.Type.ClientSent() {
-			err = wsErr(protocol.CodeUnsupported, "%s is not available on this server yet", env.Type)
-		} else {
-			err = wsErr(protocol.CodeInvalid, "%s is sent by the server, not by clients", env.Type)
-		}
+		err = s.handle(ctx, c, env)
 	}
-	var we *wsError
+	var r *refusal
 	var ce *protocol.CharError
 	switch {
 	case err == nil:
-	case errors.As(err, &we):
-		c.reply(env.ID, we.code, we.msg)
+	case errors.As(err, &r):
+		c.replyRefusal(env.ID, r)
 	case errors.As(err, &ce):
 		c.reply(env.ID, protocol.CodeInvalidText, err.Error())
 	case errors.Is(err, protocol.ErrMalformed):
@@ -87,6 +38,56 @@ func (s *Server) dispatch(c *conn, env protocol.Envelope) {
 	default:
 		s.log.Error("websocket request failed", "type", env.Type, "user", c.user.Username, "err", err)
 		c.reply(env.ID, protocol.CodeInternal, "internal error; the server log has details")
+	}
+}
+
+// replyRefusal sends r to this session as system.error; its kind gives the
+// code (wsCode), as it gives the status on the HTTP side.
+func (c *conn) replyRefusal(refID string, r *refusal) {
+	c.reply(refID, wsCode(r.kind), r.msg)
+}
+
+// handle runs one request by its type.
+func (s *Server) handle(ctx context.Context, c *conn, env protocol.Envelope) error {
+	switch env.Type {
+	case protocol.TypeSystemHello:
+		return s.onHello(c, env)
+	case protocol.TypeRoomJoin:
+		return s.onRoomJoin(ctx, c, env)
+	case protocol.TypeRoomLeave:
+		return s.onRoomLeave(ctx, c, env)
+	case protocol.TypeRoomSync:
+		return s.onRoomSync(ctx, c, env)
+	case protocol.TypeChatSend:
+		return s.onChatSend(ctx, c, env)
+	case protocol.TypeChatTyping:
+		return s.onTyping(ctx, c, env)
+	case protocol.TypeCallInvite, protocol.TypeCallAccept, protocol.TypeCallReject, protocol.TypeCallOffer,
+		protocol.TypeCallAnswer, protocol.TypeCallICE, protocol.TypeCallHangup:
+		return s.onCall(ctx, c, env)
+	case protocol.TypeP2PSessionRequest:
+		return s.onSessionRequest(ctx, c, env)
+	case protocol.TypeTransferReport:
+		return s.onTransferReport(ctx, c, env)
+	case protocol.TypeTransferStart:
+		return s.onTransferStart(ctx, c, env)
+	case protocol.TypeTerminalOpen:
+		return s.onTerminalOpen(c, env)
+	case protocol.TypeTerminalWatch:
+		return s.onTerminalWatch(c, env)
+	case protocol.TypeTerminalUnwatch:
+		return s.onTerminalUnwatch(c, env)
+	case protocol.TypeTerminalResize:
+		return s.onTerminalResize(c, env)
+	case protocol.TypeTerminalExit:
+		return s.onTerminalExit(c, env)
+	case protocol.TypeTerminalViewers:
+		return refuse(kindInvalid, codeInvalidRequest, "%s is sent by the server, not by clients", env.Type)
+	default:
+		if env.Type.ClientSent() {
+			return refuse(kindUnsupported, codeUnsupported, "%s is not available on this server yet", env.Type)
+		}
+		return refuse(kindInvalid, codeInvalidRequest, "%s is sent by the server, not by clients", env.Type)
 	}
 }
 
@@ -107,7 +108,7 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 		return err
 	}
 	if c.device.ID != "" && h.DeviceID != "" && store.DeviceKey(h.DeviceID) != store.DeviceKey(c.device.ID) {
-		return wsErr(protocol.CodeInvalid, "this token belongs to device %q, not %q", c.device.ID, h.DeviceID)
+		return refuse(kindInvalid, codeInvalidRequest, "this token belongs to device %q, not %q", c.device.ID, h.DeviceID)
 	}
 	c.mu.Lock()
 	if c.device.ID == "" {
@@ -136,16 +137,16 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room, error) {
 	room, err := s.store.Room(ctx, roomID)
 	if errors.Is(err, store.ErrNotFound) {
-		return room, wsErr(protocol.CodeNotFound, noRoom, roomID)
+		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID)
 	} else if err != nil {
 		return room, err
 	}
 	if ok, err := s.hub.isMember(ctx, roomID, c.user.ID); err != nil {
 		return room, err
 	} else if !ok && room.Visibility != store.VisibilityPublic {
-		return room, wsErr(protocol.CodeNotFound, noRoom, roomID) // as if missing: see pathRoom
+		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID) // as if missing: see pathRoom
 	} else if !ok {
-		return room, wsErr(protocol.CodeForbidden, "you are not a member of room %d; join it first", roomID)
+		return room, refuse(kindForbidden, codeForbidden, "you are not a member of room %d; join it first", roomID)
 	}
 	return room, nil
 }
@@ -157,7 +158,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	}
 	room, err := s.store.Room(ctx, req.RoomID)
 	if errors.Is(err, store.ErrNotFound) {
-		return wsErr(protocol.CodeNotFound, noRoom, req.RoomID)
+		return refuse(kindNotFound, codeNotFound, noRoom, req.RoomID)
 	} else if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	}
 	if !member {
 		if room.Visibility != store.VisibilityPublic {
-			return wsErr(protocol.CodeNotFound, noRoom, room.ID) // as if missing: see pathRoom
+			return refuse(kindNotFound, codeNotFound, noRoom, room.ID) // as if missing: see pathRoom
 		}
 		if err := s.addMember(ctx, room.ID, c.user); err != nil {
 			return err
@@ -217,7 +218,7 @@ func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope
 		return err
 	}
 	if room.Kind == store.KindDirect {
-		return wsErr(protocol.CodeInvalid, "a direct conversation cannot be left")
+		return refuse(kindInvalid, codeInvalidRequest, "a direct conversation cannot be left")
 	}
 	removed, err := s.store.RemoveMember(ctx, room.ID, c.user.ID)
 	if err != nil {
@@ -288,7 +289,7 @@ func (s *Server) onTyping(ctx context.Context, c *conn, env protocol.Envelope) e
 		return err
 	}
 	if req.RoomID <= 0 {
-		return wsErr(protocol.CodeInvalid, "room_id is required")
+		return refuse(kindInvalid, codeInvalidRequest, "room_id is required")
 	}
 	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
 		return err
@@ -309,21 +310,21 @@ func (s *Server) onCall(ctx context.Context, c *conn, env protocol.Envelope) err
 	}
 	to, err := s.store.UserByName(ctx, call.ToUser)
 	if errors.Is(err, store.ErrNotFound) {
-		return wsErr(protocol.CodeNotFound, "no user %q", call.ToUser)
+		return refuse(kindNotFound, codeUserNotFound, "no user %q", call.ToUser)
 	} else if err != nil {
 		return err
 	}
 	if to.ID == c.user.ID {
-		return wsErr(protocol.CodeInvalid, "you cannot call yourself")
+		return refuse(kindInvalid, codeInvalidRequest, "you cannot call yourself")
 	}
 	if ok, err := s.hub.shareRoom(ctx, c.user.ID, to.ID); err != nil {
 		return err
 	} else if !ok {
-		return wsErr(protocol.CodeForbidden, "you can call only people you share a room with; send %s a direct message first", to.Username)
+		return refuse(kindForbidden, codeForbidden, "you can call only people you share a room with; send %s a direct message first", to.Username)
 	}
 	if env.Type == protocol.TypeCallInvite && !s.hub.present(to.ID) {
 		s.pushCall(ctx, c.user.Username, to, call)
-		return wsErr(protocol.CodeUnavailable, "%s is offline; they will get a notification if they set one up", to.Username)
+		return refuse(kindConflict, codeUserOffline, "%s is offline; they will get a notification if they set one up", to.Username)
 	}
 	ev, err := s.hub.event(env.Type, c.user.Username, call)
 	if err != nil {

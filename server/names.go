@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/http"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -32,13 +31,13 @@ func checkName(what, field, name string, maxRunes int) (string, error) {
 	for _, r := range name {
 		pos++
 		if invisibleInName(r) {
-			return "", errorf(http.StatusBadRequest, "invalid_name",
+			return "", refuse(kindInvalid, codeInvalidName,
 				"%s contains %s at character %d; remove it: names may not contain control, invisible or direction-changing characters",
 				what, protocol.RuneLabel(r), pos)
 		}
 	}
 	if n := utf8.RuneCountInString(name); n > maxRunes {
-		return "", errorf(http.StatusBadRequest, "invalid_name", "%s must be at most %d characters, got %d", what, maxRunes, n)
+		return "", refuse(kindInvalid, codeInvalidName, "%s must be at most %d characters, got %d", what, maxRunes, n)
 	}
 	return name, nil
 }

@@ -33,7 +33,7 @@ const maxInitiators = 100
 func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP string, req protocol.P2PSessionRequest) (protocol.P2PSession, error) {
 	var none protocol.P2PSession
 	if err := req.Validate(); err != nil {
-		return none, errorf(http.StatusBadRequest, "invalid_request", "%s", err.Error())
+		return none, refuse(kindInvalid, codeInvalidRequest, "%s", err.Error())
 	}
 	from, err := s.initiatorDevice(ctx, u, caller, req.InitiatorDeviceID)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 func (s *Server) initiatorDevice(ctx context.Context, u store.User, caller, named string) (store.Device, error) {
 	switch {
 	case caller != "" && named != "" && store.DeviceKey(named) != store.DeviceKey(caller):
-		return store.Device{}, errorf(http.StatusForbidden, "forbidden", "a device token can start sessions only for its own device %q", caller)
+		return store.Device{}, refuse(kindForbidden, codeForbidden, "a device token can start sessions only for its own device %q", caller)
 	case caller != "":
 		named = caller
 	case named == "":
@@ -102,7 +102,7 @@ func (s *Server) initiatorDevice(ctx context.Context, u store.User, caller, name
 	}
 	d, err := s.store.DeviceByID(ctx, named)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != u.ID) {
-		return store.Device{}, errorf(http.StatusNotFound, "device_not_found", "you have no device %q; 'mesh agent login' enrols one", named)
+		return store.Device{}, refuse(kindNotFound, codeDeviceNotFound, "you have no device %q; 'mesh agent login' enrols one", named)
 	}
 	return d, err
 }
@@ -116,7 +116,7 @@ func (s *Server) initiatorEndpoint(from store.Device, callerIP string) (protocol
 		ini = fc.endpoint()
 	}
 	if ini.Fingerprint == "" {
-		return ini, nil, errorf(http.StatusConflict, "no_fingerprint", "device %q has no certificate on record; run 'mesh agent login' on it again", from.ID)
+		return ini, nil, refuse(kindConflict, codeNoFingerprint, "device %q has no certificate on record; run 'mesh agent login' on it again", from.ID)
 	}
 	return ini, fc, nil
 }
@@ -138,10 +138,10 @@ func (s *Server) anyInitiator(ctx context.Context, u store.User, target string) 
 	}
 	switch {
 	case len(out) == 0:
-		return nil, errorf(http.StatusConflict, "no_initiator",
+		return nil, refuse(kindConflict, codeNoInitiator,
 			"you have no enrolled device besides %q to connect from; run 'mesh agent login' on the machine that will connect", target)
 	case len(out) > maxInitiators:
-		return nil, errorf(http.StatusConflict, "too_many_devices",
+		return nil, refuse(kindConflict, codeTooManyDevices,
 			"you have %d devices, more than a session without initiator_device_id can list (%d); name the device that will connect in initiator_device_id",
 			len(out), maxInitiators)
 	}
@@ -154,27 +154,27 @@ func (s *Server) fileTarget(ctx context.Context, u store.User, fromDevice, id st
 	var ep protocol.Endpoint
 	to, err := s.store.DeviceByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, ep, errorf(http.StatusNotFound, "device_not_found", "no device %q", id)
+		return "", nil, ep, refuse(kindNotFound, codeDeviceNotFound, "no device %q", id)
 	} else if err != nil {
 		return "", nil, ep, err
 	}
 	if to.ID == fromDevice {
-		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request", "initiator and target are the same device")
+		return "", nil, ep, refuse(kindInvalid, codeInvalidRequest, "initiator and target are the same device")
 	}
 	if to.UserID != u.ID {
 		if ok, err := s.hub.shareRoom(ctx, u.ID, to.UserID); err != nil {
 			return "", nil, ep, err
 		} else if !ok {
-			return "", nil, ep, errorf(http.StatusForbidden, "forbidden",
+			return "", nil, ep, refuse(kindForbidden, codeForbidden,
 				"device %q belongs to someone you share no room with; its owner must also list you in [agent] accept_from", to.ID)
 		}
 	}
 	tc := s.hub.deviceConn(to.ID)
 	if tc == nil {
-		return "", nil, ep, errorf(http.StatusConflict, "device_offline", "device %q is offline: start 'mesh agent run' on it", to.ID)
+		return "", nil, ep, refuse(kindConflict, codeDeviceOffline, "device %q is offline: start 'mesh agent run' on it", to.ID)
 	}
 	if ep = tc.endpoint(); ep.Port == 0 || ep.Fingerprint == "" {
-		return "", nil, ep, errorf(http.StatusConflict, "device_offline", "device %q has not announced its QUIC endpoint; restart its agent", to.ID)
+		return "", nil, ep, refuse(kindConflict, codeDeviceOffline, "device %q has not announced its QUIC endpoint; restart its agent", to.ID)
 	}
 	return to.ID, tc, ep, nil
 }
@@ -220,21 +220,21 @@ func (s *Server) getSession(c echo.Context) error {
 	ctx, id := c.Request().Context(), c.Param("id")
 	p, err := s.store.SessionByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && p.UserID != currentUser(c).ID) {
-		return errorf(http.StatusNotFound, "session_not_found", "you have no p2p session %.64q; ask for one with POST /api/p2p/sessions", id)
+		return refuse(kindNotFound, codeSessionNotFound, "you have no p2p session %.64q; ask for one with POST /api/p2p/sessions", id)
 	} else if err != nil {
 		return err
 	}
 	if d, ok := currentDevice(c); ok && p.InitiatorDevice != "" && !strings.EqualFold(p.InitiatorDevice, d.ID) {
-		return errorf(http.StatusForbidden, "forbidden", "session %q is for device %q, not this device %q: send from there, or ask for a session without initiator_device_id",
+		return refuse(kindForbidden, codeForbidden, "session %q is for device %q, not this device %q: send from there, or ask for a session without initiator_device_id",
 			p.ID, p.InitiatorDevice, d.ID)
 	}
 	if !s.cfg.now().Before(p.ExpiresAt) {
-		return errorf(http.StatusGone, "session_expired", "session %q expired at %s; ask for a new one with POST /api/p2p/sessions",
+		return refuse(kindGone, codeSessionExpired, "session %q expired at %s; ask for a new one with POST /api/p2p/sessions",
 			p.ID, p.ExpiresAt.Format(time.RFC3339))
 	}
 	to, err := s.store.DeviceByID(ctx, p.TargetDevice)
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "device_not_found", "the target of session %q, device %q, is no longer enrolled", p.ID, p.TargetDevice)
+		return refuse(kindNotFound, codeDeviceNotFound, "the target of session %q, device %q, is no longer enrolled", p.ID, p.TargetDevice)
 	} else if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (s *Server) getSession(c echo.Context) error {
 		}
 	}
 	if a.Endpoints.Target.Fingerprint == "" {
-		return errorf(http.StatusConflict, "no_fingerprint", "device %q has no certificate on record; run 'mesh agent login' on it again", to.ID)
+		return refuse(kindConflict, codeNoFingerprint, "device %q has no certificate on record; run 'mesh agent login' on it again", to.ID)
 	}
 	return c.JSON(http.StatusOK, a)
 }
@@ -260,16 +260,8 @@ func (s *Server) onSessionRequest(ctx context.Context, c *conn, env protocol.Env
 		return err
 	}
 	sess, err := s.newSession(ctx, c.user, c.device.ID, c.ip, req)
-	var ae *apiError
-	if errors.As(err, &ae) {
-		code := map[int]string{http.StatusNotFound: protocol.CodeNotFound, http.StatusForbidden: protocol.CodeForbidden,
-			http.StatusConflict: protocol.CodeUnavailable}[ae.Status]
-		if code == "" {
-			code = protocol.CodeInvalid
-		}
-		return wsErr(code, "%s", ae.Message)
-	} else if err != nil {
-		return err
+	if err != nil {
+		return err // a refusal reaches the client in the words of the HTTP API, with its WebSocket code
 	}
 	if c.device.ID == "" || c.device.ID != sess.InitiatorDeviceID { // the initiator's agent was told already
 		c.sendTo(protocol.TypeP2PSessionCreated, sess)

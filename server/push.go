@@ -250,7 +250,7 @@ func (p *pusher) sendGroup(ctx context.Context, t route, group []store.Push) boo
 	case errors.Is(err, gotify.ErrRejected):
 		p.s.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
 		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...))
-		p.record(p.s.store.SetNotifyError(ctx, first.UserID, refusal(err)))
+		p.record(p.s.store.SetNotifyError(ctx, first.UserID, failureText(err)))
 	default:
 		for _, pu := range group {
 			if pu.Attempts+1 >= maxPushAttempts {
@@ -304,9 +304,9 @@ func coalesce(due []store.Push) [][]store.Push {
 	return groups
 }
 
-// refusal is what a user reads about a push that will not go through
+// failureText is what a user reads about a push that will not go through
 // as it is: what was refused, and what to change.
-func refusal(err error) string {
+func failureText(err error) string {
 	if errors.Is(err, gotify.ErrForbiddenAddress) {
 		return err.Error() + "; " + privateHint
 	}

@@ -80,17 +80,17 @@ func (s *Server) putNotify(c echo.Context) error {
 	}
 	if set.GotifyURL != "" {
 		if err := (gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}).Validate(); err != nil {
-			return errorf(http.StatusBadRequest, "invalid_gotify", "%s", err.Error())
+			return refuse(kindInvalid, codeInvalidGotify, "%s", err.Error())
 		}
 		// Early and partial: names are checked again, after DNS, on every push.
 		u, _ := url.Parse(set.GotifyURL) // Validate parsed it
 		if err := s.push.guard.CheckHost(u.Hostname()); err != nil {
-			return errorf(http.StatusBadRequest, "private_target", "gotify_url %s: %s; %s", u.Redacted(), err.Error(), privateHint)
+			return refuse(kindInvalid, codePrivateTarget, "gotify_url %s: %s; %s", u.Redacted(), err.Error(), privateHint)
 		}
 	}
 	for k, on := range req.Kinds {
 		if !slices.Contains(pushKinds, k) {
-			return errorf(http.StatusBadRequest, "invalid_kind", "unknown kind %q: want dm, mention, call or file", k)
+			return refuse(kindInvalid, codeInvalidKind, "unknown kind %q: want dm, mention, call or file", k)
 		}
 		set.KindsOff = slices.DeleteFunc(set.KindsOff, func(o string) bool { return o == k })
 		if !on {
@@ -112,18 +112,18 @@ func (s *Server) testNotify(c echo.Context) error {
 		return err
 	}
 	if t.URL == "" {
-		return errorf(http.StatusConflict, "no_target", "no Gotify target: set yours (URL and application token) or ask the admin to set [notify.gotify]")
+		return refuse(kindConflict, codeNoTarget, "no Gotify target: set yours (URL and application token) or ask the admin to set [notify.gotify]")
 	}
 	id, err := s.push.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
 		Priority: kindPriority[kindTest], ClickURL: s.clickURL("#/chat")})
 	if err != nil {
 		if errors.Is(err, gotify.ErrRejected) { // pushes would fail the same way: show it in the settings
-			s.push.record(s.store.SetNotifyError(ctx, u.ID, refusal(err)))
+			s.push.record(s.store.SetNotifyError(ctx, u.ID, failureText(err)))
 		}
 		if errors.Is(err, gotify.ErrForbiddenAddress) {
-			return errorf(http.StatusForbidden, "private_target", "%s", refusal(err))
+			return refuse(kindForbidden, codePrivateTarget, "%s", failureText(err))
 		}
-		return errorf(http.StatusBadGateway, "push_failed", "the push did not go through: %s", err.Error())
+		return refuse(kindUpstream, codePushFailed, "the push did not go through: %s", err.Error())
 	}
 	s.push.record(s.store.SetNotifyError(ctx, u.ID, "")) // a push went through: clear an old failure
 	return c.JSON(http.StatusOK, map[string]any{"ok": true, "gotify_message_id": id})

@@ -57,12 +57,12 @@ func (s *Server) createRoom(c echo.Context) error {
 		req.Visibility = store.VisibilityPublic
 	case store.VisibilityPublic, store.VisibilityPrivate:
 	default:
-		return errorf(http.StatusBadRequest, "invalid_visibility", "visibility must be \"public\" or \"private\"")
+		return refuse(kindInvalid, codeInvalidVisibility, "visibility must be \"public\" or \"private\"")
 	}
 	u := currentUser(c)
 	r, err := s.store.CreateRoom(c.Request().Context(), name, req.Visibility, u.ID)
 	if errors.Is(err, store.ErrConflict) {
-		return errorf(http.StatusConflict, "room_name_taken", "a room named %q exists; join it or pick another name", name)
+		return refuse(kindConflict, codeRoomNameTaken, "a room named %q exists; join it or pick another name", name)
 	} else if err != nil {
 		return err
 	}
@@ -78,12 +78,12 @@ const noRoom = "no room %d among yours or the public ones"
 func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, error) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return store.Room{}, false, errorf(http.StatusBadRequest, "invalid_room_id", "room id must be a positive number")
+		return store.Room{}, false, refuse(kindInvalid, codeInvalidRoomID, "room id must be a positive number")
 	}
 	ctx := c.Request().Context()
 	r, err := s.store.Room(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return r, false, errorf(http.StatusNotFound, "not_found", noRoom, id)
+		return r, false, refuse(kindNotFound, codeNotFound, noRoom, id)
 	} else if err != nil {
 		return r, false, err
 	}
@@ -96,9 +96,9 @@ func (s *Server) pathRoom(c echo.Context, publicOK bool) (store.Room, bool, erro
 	case r.Visibility != store.VisibilityPublic:
 		// The very answer a missing room gets, so that room ids cannot be
 		// probed for private rooms.
-		return r, false, errorf(http.StatusNotFound, "not_found", noRoom, id)
+		return r, false, refuse(kindNotFound, codeNotFound, noRoom, id)
 	case !publicOK:
-		return r, false, errorf(http.StatusForbidden, "forbidden", "you are not a member of room %d; join it first", id)
+		return r, false, refuse(kindForbidden, codeForbidden, "you are not a member of room %d; join it first", id)
 	}
 	return r, member, nil
 }
@@ -129,12 +129,12 @@ func (s *Server) addRoomMember(c echo.Context) error {
 		return missing("username")
 	}
 	if r.Kind == store.KindDirect {
-		return errorf(http.StatusBadRequest, "direct_room", "a direct conversation has exactly two members; create a private room instead")
+		return refuse(kindInvalid, codeDirectRoom, "a direct conversation has exactly two members; create a private room instead")
 	}
 	ctx := c.Request().Context()
 	u, err := s.store.UserByName(ctx, req.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "user_not_found", "no user %q", req.Username)
+		return refuse(kindNotFound, codeUserNotFound, "no user %q", req.Username)
 	} else if err != nil {
 		return err
 	}
@@ -149,16 +149,16 @@ func (s *Server) roomMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	before, err := queryInt(c, "before", 0)
+	before, err := queryInt(c, "before", codeInvalidBefore, 0)
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(c, "limit", 50)
+	limit, err := queryInt(c, "limit", codeInvalidLimit, 50)
 	if err != nil {
 		return err
 	}
 	if limit < 1 || limit > 200 {
-		return errorf(http.StatusBadRequest, "invalid_limit", "limit must be 1..200")
+		return refuse(kindInvalid, codeInvalidLimit, "limit must be 1..200")
 	}
 	msgs, more, err := s.store.MessagesBefore(c.Request().Context(), r.ID, before, int(limit))
 	if err != nil {
@@ -184,12 +184,12 @@ func (s *Server) directRoom(c echo.Context) error {
 	me := currentUser(c)
 	u, err := s.store.UserByName(ctx, req.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "user_not_found", "no user %q", req.Username)
+		return refuse(kindNotFound, codeUserNotFound, "no user %q", req.Username)
 	} else if err != nil {
 		return err
 	}
 	if u.ID == me.ID {
-		return errorf(http.StatusBadRequest, "invalid_username", "a direct conversation needs another user")
+		return refuse(kindInvalid, codeInvalidUsername, "a direct conversation needs another user")
 	}
 	r, created, err := s.store.DirectRoom(ctx, me.ID, u.ID)
 	if err != nil {
@@ -202,14 +202,14 @@ func (s *Server) directRoom(c echo.Context) error {
 	return c.JSON(status, toRoomAnswer(r, true, u.Username))
 }
 
-func queryInt(c echo.Context, name string, def int64) (int64, error) {
+func queryInt(c echo.Context, name, code string, def int64) (int64, error) {
 	v := c.QueryParam(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, errorf(http.StatusBadRequest, "invalid_"+name, "%s must be a non-negative whole number", name)
+		return 0, refuse(kindInvalid, code, "%s must be a non-negative whole number", name)
 	}
 	return n, nil
 }

@@ -118,7 +118,7 @@ func normalizeAllow(names []string) []string {
 // (its agent reconnected before the server noticed the old session die).
 func (s *Server) onTerminalOpen(c *conn, env protocol.Envelope) error {
 	if c.device.ID == "" {
-		return wsErr(protocol.CodeForbidden, "only an agent may share a terminal: run 'mesh agent share-terminal', which connects with the device token")
+		return refuse(kindForbidden, codeForbidden, "only an agent may share a terminal: run 'mesh agent share-terminal', which connects with the device token")
 	}
 	var req protocol.TerminalOpen
 	if err := decodeValid(env, &req); err != nil {
@@ -132,7 +132,7 @@ func (s *Server) onTerminalOpen(c *conn, env protocol.Envelope) error {
 		sh = &share{id: req.ShareID, deviceID: c.device.ID, started: s.cfg.now().UTC(), watchers: make(map[*conn]*watcher)}
 		s.terms.shares[sh.id] = sh
 	case sh.deviceID != c.device.ID:
-		return wsErr(protocol.CodeInvalid, "terminal share %q is already running on another device; pick another share id", req.ShareID)
+		return refuse(kindInvalid, codeInvalidRequest, "terminal share %q is already running on another device; pick another share id", req.ShareID)
 	default:
 		sh.anyOffset = sh.sharer != c
 	}
@@ -186,9 +186,9 @@ func (s *Server) sendViewers(sh *share) {
 func (s *Server) ownShare(c *conn, id string) (*share, error) {
 	sh := s.terms.shares[id]
 	if sh == nil {
-		return nil, wsErr(protocol.CodeNotFound, "no terminal share %q is running; send terminal.open first", id)
+		return nil, refuse(kindNotFound, codeNotFound, "no terminal share %q is running; send terminal.open first", id)
 	} else if sh.sharer != c {
-		return nil, wsErr(protocol.CodeForbidden, "only the session sharing terminal %q may do this", id)
+		return nil, refuse(kindForbidden, codeForbidden, "only the session sharing terminal %q may do this", id)
 	}
 	return sh, nil
 }
@@ -206,9 +206,9 @@ func (s *Server) onTermFrame(c *conn, b []byte) {
 	} else {
 		err = s.termInput(c, f, b)
 	}
-	var we *wsError
-	if errors.As(err, &we) {
-		c.reply("", we.code, we.msg)
+	var r *refusal
+	if errors.As(err, &r) {
+		c.replyRefusal("", r)
 	}
 }
 
@@ -223,7 +223,7 @@ func (s *Server) termOutput(c *conn, f protocol.TermFrame, b []byte) error {
 	case f.Offset > end || (f.Offset != end && sh.anyOffset):
 		sh.out.restart(f.Offset) // the sharer dropped output: keep what follows the gap
 	case f.Offset < end:
-		return wsErr(protocol.CodeInvalid, "output at offset %d of terminal %q repeats bytes before %d; dropped", f.Offset, f.ShareID, end)
+		return refuse(kindInvalid, codeInvalidRequest, "output at offset %d of terminal %q repeats bytes before %d; dropped", f.Offset, f.ShareID, end)
 	}
 	sh.anyOffset = false
 	sh.out.write(f.Data)
@@ -238,17 +238,17 @@ func (s *Server) termInput(c *conn, f protocol.TermFrame, b []byte) error {
 	defer s.terms.mu.Unlock()
 	sh := s.terms.shares[f.ShareID]
 	if sh == nil {
-		return wsErr(protocol.CodeNotFound, "no terminal share %q is running", f.ShareID)
+		return refuse(kindNotFound, codeNotFound, "no terminal share %q is running", f.ShareID)
 	}
 	w := sh.watchers[c]
 	switch {
 	case w == nil:
-		return wsErr(protocol.CodeForbidden, "you are not watching terminal %q; send terminal.watch first", f.ShareID)
+		return refuse(kindForbidden, codeForbidden, "you are not watching terminal %q; send terminal.watch first", f.ShareID)
 	case !w.mayType && w.warned:
 		return nil
 	case !w.mayType:
 		w.warned = true
-		return wsErr(protocol.CodeForbidden, "this terminal is read-only; your keystrokes are dropped")
+		return refuse(kindForbidden, codeForbidden, "this terminal is read-only; your keystrokes are dropped")
 	}
 	sh.sharer.enqueue(binaryFrame(b))
 	return nil

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"net/http"
-
 	"mesh/protocol"
 	"mesh/store"
 )
@@ -21,7 +19,7 @@ func (s *Server) onTerminalWatch(c *conn, env protocol.Envelope) error {
 	}
 	if !sh.mayWatch(c.user) {
 		s.log.Info("terminal watch refused", "share_id", sh.id, "user", c.user.Username, "via", "websocket")
-		return wsErr(protocol.CodeForbidden, refuseWatch, c.user.Username)
+		return refuse(kindForbidden, codeForbidden, refuseWatch, c.user.Username)
 	}
 	w := &watcher{user: c.user, mayType: sh.allowInput} // mayWatch held: owner or allowed
 	s.sendShare(c, sh, protocol.TypeTerminalOpen, sh.openFor(w))
@@ -58,7 +56,7 @@ func (s *Server) namedShare(env protocol.Envelope) (*share, error) {
 	}
 	sh := s.terms.shares[req.ShareID]
 	if sh == nil {
-		return nil, wsErr(protocol.CodeNotFound, "no terminal share %q is running", req.ShareID)
+		return nil, refuse(kindNotFound, codeNotFound, "no terminal share %q is running", req.ShareID)
 	}
 	return sh, nil
 }
@@ -73,19 +71,19 @@ func (s *Server) shareTarget(u store.User, fromDevice string, req protocol.P2PSe
 	sh := s.terms.shares[req.ShareID]
 	switch {
 	case sh == nil:
-		return "", nil, ep, errorf(http.StatusNotFound, "not_found", "no terminal share %q is running", req.ShareID)
+		return "", nil, ep, refuse(kindNotFound, codeNotFound, "no terminal share %q is running", req.ShareID)
 	case !sh.mayWatch(u):
 		s.log.Info("terminal watch refused", "share_id", sh.id, "user", u.Username, "via", "p2p")
-		return "", nil, ep, errorf(http.StatusForbidden, "forbidden", refuseWatch, u.Username)
+		return "", nil, ep, refuse(kindForbidden, codeForbidden, refuseWatch, u.Username)
 	case req.TargetDeviceID != "" && store.DeviceKey(req.TargetDeviceID) != store.DeviceKey(sh.deviceID):
-		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request",
+		return "", nil, ep, refuse(kindInvalid, codeInvalidRequest,
 			"terminal share %q runs on device %q, not %q; leave target_device_id out", sh.id, sh.deviceID, req.TargetDeviceID)
 	case sh.deviceID == fromDevice:
-		return "", nil, ep, errorf(http.StatusBadRequest, "invalid_request",
+		return "", nil, ep, refuse(kindInvalid, codeInvalidRequest,
 			"terminal share %q runs on this device %q; join it from another device", sh.id, fromDevice)
 	}
 	if ep = sh.sharer.endpoint(); ep.Port == 0 || ep.Fingerprint == "" {
-		return "", nil, ep, errorf(http.StatusConflict, "device_offline",
+		return "", nil, ep, refuse(kindConflict, codeDeviceOffline,
 			"the agent sharing terminal %q has not announced its QUIC endpoint; restart share-terminal", sh.id)
 	}
 	return sh.deviceID, sh.sharer, ep, nil

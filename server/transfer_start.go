@@ -21,7 +21,7 @@ func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Enve
 	for _, id := range []*string{&req.FromDevice, &req.ToDevice} {
 		d, err := s.store.DeviceByID(ctx, *id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != c.user.ID) {
-			return wsErr(protocol.CodeNotFound, "you have no device %q", *id)
+			return refuse(kindNotFound, codeDeviceNotFound, "you have no device %q", *id)
 		} else if err != nil {
 			return err
 		}
@@ -29,7 +29,7 @@ func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Enve
 	}
 	fc := s.hub.deviceConn(req.FromDevice)
 	if fc == nil {
-		return wsErr(protocol.CodeUnavailable, "device %q is offline: start 'mesh agent run' on it", req.FromDevice)
+		return refuse(kindConflict, codeDeviceOffline, "device %q is offline: start 'mesh agent run' on it", req.FromDevice)
 	}
 	ev, err := s.hub.event(protocol.TypeTransferStart, c.user.Username, req)
 	if err != nil {

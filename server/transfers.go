@@ -16,7 +16,7 @@ import (
 // transfer of the reporting device's user.
 func (s *Server) onTransferReport(ctx context.Context, c *conn, env protocol.Envelope) error {
 	if c.device.ID == "" {
-		return wsErr(protocol.CodeForbidden, "only agents (device tokens) report transfers")
+		return refuse(kindForbidden, codeForbidden, "only agents (device tokens) report transfers")
 	}
 	var r protocol.TransferReport
 	if err := decodeValid(env, &r); err != nil {
