@@ -3,16 +3,22 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"mesh/server"
+	"mesh/store"
 )
 
 func main() {
@@ -80,46 +86,6 @@ func setup(c *cli.Context) (fileConfig, *slog.Logger, error) {
 	return cfg, log, err
 }
 
-func serveCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "serve",
-		Usage: "run the control plane: HTTP API, WebSocket hub and web app",
-		Description: "With no flags: database mesh.db in this directory, listening on\n" +
-			"http://127.0.0.1:8000. Stops cleanly on Ctrl-C or SIGTERM.\n" +
-			"HTTPS: --tls-cert and --tls-key, or --acme-domain for certificates from Let's\n" +
-			"Encrypt (the CA must reach port 80, or 443 when --listen is :443).",
-		Flags: append(configFlags(),
-			&cli.StringFlag{Name: "listen", Usage: "`HOST:PORT` to listen on (default 127.0.0.1:8000; env MESH_SERVER_LISTEN)"},
-			&cli.StringFlag{Name: "public-url", Usage: "`URL` users reach the server at (env MESH_SERVER_PUBLIC_URL)"},
-			&cli.StringFlag{Name: "tls-cert", Usage: "serve HTTPS with this PEM certificate chain `FILE`, reloaded when it changes (env MESH_SERVER_TLS_CERT)"},
-			&cli.StringFlag{Name: "tls-key", Usage: "PEM private key `FILE` of --tls-cert (env MESH_SERVER_TLS_KEY)"},
-			&cli.StringSliceFlag{Name: "acme-domain", Usage: "serve HTTPS with a Let's Encrypt certificate for `NAME`, accepting its terms (repeatable; env MESH_SERVER_ACME_DOMAINS)"},
-			&cli.StringFlag{Name: "acme-cache", Usage: "`DIR` for the ACME account key and certificates (default: the database path + .acme)"},
-			&cli.StringFlag{Name: "acme-email", Usage: "`EMAIL` the CA may write to about your certificates (optional)"},
-			&cli.StringFlag{Name: "acme-http", Usage: "`HOST:PORT` for ACME http-01 challenges and the redirect to HTTPS (default :80)"},
-		),
-		Action: runServe,
-	}
-}
-
-func userCommand() *cli.Command {
-	pwStdin := &cli.BoolFlag{Name: "password-stdin", Usage: "read the password from standard input instead of prompting"}
-	return &cli.Command{
-		Name:  "user",
-		Usage: "manage accounts directly in the server's database (works while the server runs)",
-		Subcommands: []*cli.Command{
-			{Name: "add", Usage: "create an account", ArgsUsage: "USERNAME",
-				Flags:  append(configFlags(), pwStdin, &cli.BoolFlag{Name: "admin", Usage: "make the account an admin"}),
-				Action: runUserAdd},
-			{Name: "passwd", Usage: "set an account's password", ArgsUsage: "USERNAME",
-				Flags: append(configFlags(), pwStdin), Action: runUserPasswd},
-			{Name: "list", Usage: "list accounts", Flags: configFlags(), Action: runUserList},
-			{Name: "invite", Usage: "print a single-use invite code for registration",
-				Flags: configFlags(), Action: runUserInvite},
-		},
-	}
-}
-
 func newLogger(lc logConfig, w interface{ Write([]byte) (int, error) }) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
@@ -133,4 +99,47 @@ func newLogger(lc logConfig, w interface{ Write([]byte) (int, error) }) (*slog.L
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", lc.Format)
+}
+
+// openStore opens the database named by the config for an admin command.
+func openStore(c *cli.Context) (*store.Store, fileConfig, error) {
+	cfg, _, err := setup(c)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if _, err := os.Stat(cfg.HTTP.DB); err != nil {
+		return nil, cfg, fmt.Errorf("database %s: %w (run this where mesh serve runs, or pass --db)", cfg.HTTP.DB, err)
+	}
+	st, err := store.Open(c.Context, cfg.HTTP.DB)
+	return st, cfg, err
+}
+
+// readPassword reads a password without echo from a terminal (asking twice),
+// or one line from stdin with --password-stdin.
+func readPassword(c *cli.Context, prompt string) (string, error) {
+	if c.Bool("password-stdin") || !term.IsTerminal(int(os.Stdin.Fd())) {
+		line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", fmt.Errorf("read password from stdin: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	ask := func(p string) (string, error) {
+		fmt.Fprint(c.App.ErrWriter, p)
+		b, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(c.App.ErrWriter)
+		return string(b), err
+	}
+	pw, err := ask(prompt)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	again, err := ask("Again: ")
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	if pw != again {
+		return "", errors.New("passwords differ; nothing changed")
+	}
+	return pw, nil
 }
