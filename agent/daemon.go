@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -29,7 +30,6 @@ type Daemon struct {
 	sessions *peer.SessionCache
 	link     *link
 	parts    *partSweeper
-	ctx      context.Context // Run's, for work the server asks for
 }
 
 // NewDaemon checks cfg and prepares the inbox and the QUIC identity kept in dir.
@@ -58,7 +58,8 @@ func NewDaemon(cfg Config, dir string, log *slog.Logger) (*Daemon, error) {
 }
 
 // Run serves QUIC on pc and keeps the server link until ctx is done. It
-// returns [ErrRevoked] if the server refuses this device.
+// returns [ErrRevoked] if the server refuses this device, and only after
+// the sends the server asked for have ended.
 func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 	ep, err := peer.NewEndpoint(peer.Config{
 		Identity: d.id, DeviceID: d.cfg.DeviceID, User: d.cfg.Username, AcceptFrom: d.cfg.AcceptFrom,
@@ -68,26 +69,34 @@ func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	defer ep.Close()
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	d.link = &link{cfg: d.cfg, log: d.log.With("component", "link"), onEvent: d.onEvent,
-		hello: protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: Version}}
-	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
 	g, ctx := errgroup.WithContext(ctx)
-	d.ctx = ctx
+	// Sends the web app asked for outlive the event that started them;
+	// they are added only from the link's goroutine, so all are added
+	// before g.Wait returns.
+	var sends sync.WaitGroup
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	d.link = &link{cfg: d.cfg, log: d.log.With("component", "link"),
+		onEvent: func(env protocol.Envelope) { d.onEvent(ctx, &sends, env) },
+		hello:   protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: Version}}
+	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
 	g.Go(func() error { return ep.Serve(ctx, d.handle) })
 	g.Go(func() error { return d.link.run(ctx) })
 	g.Go(func() error { d.parts.run(ctx); return nil })
-	return g.Wait()
+	err = g.Wait()
+	sends.Wait()
+	return err
 }
 
-func (d *Daemon) onEvent(env protocol.Envelope) {
+// onEvent handles one event from the server; a send it starts runs in a
+// goroutine counted by sends, until it ends or ctx is done.
+func (d *Daemon) onEvent(ctx context.Context, sends *sync.WaitGroup, env protocol.Envelope) {
 	if env.Type == protocol.TypeTransferStart {
 		var req protocol.TransferStart
 		if err := env.Unmarshal(&req); err != nil {
 			d.log.Warn("bad transfer.start", "err", err)
 			return
 		}
-		go d.startTransfer(d.ctx, env.From, req)
+		sends.Go(func() { d.startTransfer(ctx, env.From, req) })
 		return
 	}
 	if env.Type != protocol.TypeP2PSessionCreated {
@@ -125,7 +134,7 @@ func (d *Daemon) receive(ctx context.Context, ps *peer.Session) {
 	if err != nil {
 		outcome, reason = protocol.OutcomeFailed, err.Error()
 		for _, f := range res.Files {
-			if f.Status == "mismatch" {
+			if f.Status == transfer.StatusMismatch {
 				outcome = protocol.OutcomeMismatch
 			}
 		}

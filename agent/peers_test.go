@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -14,11 +15,13 @@ import (
 
 // testPeer is another agent's peer endpoint on a fresh 127.0.0.1 UDP port
 // with its own identity, for tests that run this agent's side of a session
-// against it. Package peer's own tests have a fuller one.
+// against it; its log goes to a buffer the test can search. Package peer's
+// own tests have a fuller one.
 type testPeer struct {
 	ep  *peer.Endpoint
 	cfg peer.Config
 	id  peer.Identity
+	log *logBuf
 }
 
 func newTestPeer(t testing.TB, device string) *testPeer {
@@ -31,8 +34,9 @@ func newTestPeer(t testing.TB, device string) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lb := &logBuf{}
 	cfg := peer.Config{Identity: id, DeviceID: device, User: "alice", Sessions: peer.NewSessionCache(nil),
-		Log: slog.New(slog.DiscardHandler)}
+		Log: slog.New(slog.NewTextHandler(lb, nil))}
 	ep, err := peer.NewEndpoint(cfg, pc)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +47,20 @@ func newTestPeer(t testing.TB, device string) *testPeer {
 		}
 		pc.Close()
 	})
-	return &testPeer{ep: ep, cfg: cfg, id: id}
+	return &testPeer{ep: ep, cfg: cfg, id: id, log: lb}
+}
+
+// serve runs Serve with handle until the test ends.
+func (p *testPeer) serve(t testing.TB, handle func(context.Context, *peer.Session)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.ep.Serve(ctx, handle) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v, want nil", err)
+		}
+	})
 }
 
 // session is what the server would announce for initiator → target.

@@ -128,7 +128,7 @@ func dialRetry(ctx context.Context, ep *peer.Endpoint, sess protocol.P2PSession)
 	for {
 		ps, err := ep.Dial(ctx, sess)
 		var de *peer.DenyError
-		if err == nil || !errors.As(err, &de) || de.Reason != "unknown session" || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &de) || de.Reason != peer.ReasonUnknown || time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("connect to %s at %s:%d: %w", sess.TargetDeviceID, sess.Endpoints.Target.IP, sess.Endpoints.Target.Port, err)
 			}

@@ -168,7 +168,7 @@ func newSilencablePeer(t *testing.T, device string) (*testPeer, net.PacketConn) 
 		_ = ep.Close() // the test may have closed its socket already
 		_ = pc.Close()
 	})
-	return &testPeer{ep: ep, cfg: cfg, id: id}, pc
+	return &testPeer{ep: ep, cfg: cfg, id: id, log: &logBuf{}}, pc
 }
 
 // serveUntilSilenced runs b's Serve with handle until the test ends; Serve
@@ -206,5 +206,34 @@ func TestUnreachableReceiverIsReported(t *testing.T) {
 		}
 	default:
 		t.Error("the send that never reached its receiver was not reported")
+	}
+}
+
+// TestDialRetriesUntilAnnounced: a target that has not yet heard of the
+// session denies it as unknown, and dialRetry tries again until it has.
+func TestDialRetriesUntilAnnounced(t *testing.T) {
+	t.Parallel()
+	a, b := newTestPeer(t, "laptop"), newTestPeer(t, "home")
+	b.serve(t, func(context.Context, *peer.Session) {})
+	// A live session of the same initiator lets it past TLS, so the
+	// refusal is the session's: "unknown session".
+	b.cfg.Sessions.Add(session("other", a, b, time.Now().Add(time.Hour)), "alice")
+	s := session("late", a, b, time.Now().Add(time.Minute))
+	go func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(b.log.String(), string(peer.ReasonUnknown)) && time.Now().Before(deadline) {
+			<-tick.C
+		}
+		b.cfg.Sessions.Add(s, "alice") // the announcement arrives after the first dial
+	}()
+	ps, err := dialRetry(t.Context(), a.ep, s)
+	if err != nil {
+		t.Fatalf("dialRetry before the announcement = %v, want it to retry until the target knows the session", err)
+	}
+	ps.Close("done")
+	if !strings.Contains(b.log.String(), string(peer.ReasonUnknown)) {
+		t.Errorf("the target never denied the session as unknown, so nothing was retried:\n%s", b.log.String())
 	}
 }
