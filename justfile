@@ -32,13 +32,13 @@ fuzz time="1m":
 
 # the benchmarks with a figure in an issue: fan-out, idle memory, persistence, 1 GiB transfer
 bench-issues:
-    go test -run '^$' -bench 'Fanout|IdleMemory|Persist|Transfer' -benchtime 1x .
+    go test -run '^$' -bench 'Fanout|IdleMemory|Persist|Transfer' -benchtime 1x ./e2e ./agent/peer
 
 # the soak of the README's hardening table: 1,000 users for 10 minutes with
 # a SIGKILL restart, transfers with an agent kill, a terminal share, a
 # stalled client ('just soak 100 1m' for a quick one)
 soak users="1000" duration="10m":
-    go test -run '^TestSoak$' -v -count=1 -timeout 60m . -soak.users {{users}} -soak.duration {{duration}} -soak.interval 10s -soak.transfers 10 -soak.file-mib 256
+    go test -run '^TestSoak$' -v -count=1 -timeout 60m ./e2e -soak.users {{users}} -soak.duration {{duration}} -soak.interval 10s -soak.transfers 10 -soak.file-mib 256
 
 # what CI runs
 ci:

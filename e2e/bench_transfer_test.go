@@ -26,7 +26,7 @@ import (
 // as a user runs it, and with GOMAXPROCS=1 in each agent (2 Ps in all, like
 // the baseline), which is what two agents on two machines come closer to.
 //
-//	go test -run '^$' -bench Transfer -benchtime 1x ./agent .
+//	go test -run '^$' -bench Transfer -benchtime 1x ./agent/peer ./e2e
 func BenchmarkTransfer(b *testing.B) {
 	size := int64(1024) << 20
 	if v, err := strconv.Atoi(os.Getenv("MESH_BENCH_TRANSFER_MIB")); err == nil && v > 0 {
