@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"mesh/protocol"
@@ -128,4 +129,62 @@ func wireMessage(m store.Message) protocol.Message {
 
 func wireRoom(r store.Room) protocol.Room {
 	return protocol.Room{ID: r.ID, Name: r.Name, Visibility: r.Visibility, Kind: r.Kind, CreatedAt: r.CreatedAt, LastSeq: r.LastSeq}
+}
+
+// syncPage is how many missed messages one room.sync answer carries at
+// most; syncBytes bounds their encoded size, leaving room in MaxFrame for
+// the envelope (one message is at most ~24 KiB: 4,000 runes, escaped).
+const (
+	syncPage  = 100
+	syncBytes = protocol.MaxFrame - 4<<10
+)
+
+func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomSync
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+		return err
+	}
+	msgs, more, err := s.store.MessagesAfter(ctx, req.RoomID, req.Since, syncPage)
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.Message, 0, len(msgs))
+	size := 0
+	for _, m := range msgs {
+		wm := wireMessage(m)
+		b, err := json.Marshal(wm)
+		if err != nil {
+			return err
+		}
+		// A page stays under the frame cap that clients apply as the
+		// server does: long messages make shorter pages, never a bigger frame.
+		if size += len(b) + 1; size > syncBytes && len(out) > 0 {
+			more = true
+			break
+		}
+		out = append(out, wm)
+	}
+	c.sendTo(protocol.TypeRoomSynced, protocol.RoomSynced{RoomID: req.RoomID, Messages: out, HasMore: more, RefID: env.ID})
+	return nil
+}
+
+func (s *Server) onTyping(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.Typing
+	if err := env.Unmarshal(&req); err != nil {
+		return err
+	}
+	if req.RoomID <= 0 {
+		return refuse(kindInvalid, codeInvalidRequest, "room_id is required")
+	}
+	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+		return err
+	}
+	ev, err := s.hub.event(protocol.TypeChatTyping, c.user.Username, protocol.Typing{RoomID: req.RoomID, Username: c.user.Username})
+	if err != nil {
+		return err
+	}
+	return s.hub.publishRoom(ctx, req.RoomID, ev, c)
 }

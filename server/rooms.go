@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -212,4 +213,114 @@ func queryInt(c echo.Context, name, code string, def int64) (int64, error) {
 		return 0, refuse(kindInvalid, code, "%s must be a non-negative whole number", name)
 	}
 	return n, nil
+}
+
+// roomOf loads a room the user may act in, refusing non-members with forbidden.
+func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room, error) {
+	room, err := s.store.Room(ctx, roomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID)
+	} else if err != nil {
+		return room, err
+	}
+	if ok, err := s.hub.isMember(ctx, roomID, c.user.ID); err != nil {
+		return room, err
+	} else if !ok && room.Visibility != store.VisibilityPublic {
+		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID) // as if missing: see pathRoom
+	} else if !ok {
+		return room, refuse(kindForbidden, codeForbidden, "you are not a member of room %d; join it first", roomID)
+	}
+	return room, nil
+}
+
+func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	room, err := s.store.Room(ctx, req.RoomID)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse(kindNotFound, codeNotFound, noRoom, req.RoomID)
+	} else if err != nil {
+		return err
+	}
+	member, err := s.hub.isMember(ctx, room.ID, c.user.ID)
+	if err != nil {
+		return err
+	}
+	if !member {
+		if room.Visibility != store.VisibilityPublic {
+			return refuse(kindNotFound, codeNotFound, noRoom, room.ID) // as if missing: see pathRoom
+		}
+		if err := s.addMember(ctx, room.ID, c.user); err != nil {
+			return err
+		}
+	}
+	members, err := s.memberList(ctx, room.ID)
+	if err != nil {
+		return err
+	}
+	c.sendTo(protocol.TypeRoomJoined, protocol.RoomJoined{Room: wireRoom(room), Members: members, RefID: env.ID})
+	return nil
+}
+
+// addMember adds u to a room and tells the room (u's sessions included).
+func (s *Server) addMember(ctx context.Context, roomID int64, u store.User) error {
+	added, err := s.store.AddMember(ctx, roomID, u.ID)
+	if err != nil || !added {
+		return err
+	}
+	s.hub.memberChanged(roomID, u.ID, true)
+	ev, err := s.hub.event(protocol.TypeRoomMemberJoined, u.Username, protocol.MemberEvent{RoomID: roomID, Username: u.Username})
+	if err != nil {
+		return err
+	}
+	return s.hub.publishRoom(ctx, roomID, ev, nil)
+}
+
+func (s *Server) memberList(ctx context.Context, roomID int64) ([]protocol.Member, error) {
+	us, err := s.store.Members(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]protocol.Member, len(us))
+	for i, u := range us {
+		ms[i] = protocol.Member{Username: u.Username, Online: s.hub.online(u.ID)}
+	}
+	return ms, nil
+}
+
+func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope) error {
+	var req protocol.RoomRef
+	if err := decodeValid(env, &req); err != nil {
+		return err
+	}
+	room, err := s.roomOf(ctx, c, req.RoomID)
+	if err != nil {
+		return err
+	}
+	if room.Kind == store.KindDirect {
+		return refuse(kindInvalid, codeInvalidRequest, "a direct conversation cannot be left")
+	}
+	removed, err := s.store.RemoveMember(ctx, room.ID, c.user.ID)
+	if err != nil {
+		return err
+	}
+	if removed {
+		s.hub.memberChanged(room.ID, c.user.ID, false)
+		ev, err := s.hub.event(protocol.TypeRoomMemberLeft, c.user.Username, protocol.MemberEvent{RoomID: room.ID, Username: c.user.Username})
+		if err != nil {
+			return err
+		}
+		if err := s.hub.publishRoom(ctx, room.ID, ev, nil); err != nil {
+			return err
+		}
+	}
+	left, err := s.hub.event(protocol.TypeRoomLeft, c.user.Username, protocol.RoomLeft{RoomID: room.ID})
+	if err != nil {
+		return err
+	}
+	s.hub.publishPeople(c.user.ID, left, c)
+	c.sendTo(protocol.TypeRoomLeft, protocol.RoomLeft{RoomID: room.ID, RefID: env.ID})
+	return nil
 }
