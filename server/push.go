@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -44,7 +45,9 @@ const (
 // pending. Per user, a token bucket limits pushes; what it holds back is
 // coalesced when it falls due.
 type pusher struct {
-	s       *Server
+	cfg     NotifyConfig
+	store   *store.Store
+	log     *slog.Logger
 	guard   gotify.Guard
 	trusted gotify.Client // for the admin's [notify.gotify]
 	guarded gotify.Client // for users' own targets: never the server's own networks
@@ -54,13 +57,13 @@ type pusher struct {
 	limits map[int64]*rate.Limiter
 }
 
-func newPusher(s *Server) *pusher {
-	allowed, _ := s.cfg.Notify.allowedTargets() // checked by Validate
-	g := gotify.Guard{AllowPrivate: s.cfg.Notify.AllowPrivateTargets, Allowed: allowed, Resolver: s.cfg.Notify.Resolver}
+func newPusher(cfg NotifyConfig, st *store.Store, log *slog.Logger) *pusher {
+	allowed, _ := cfg.allowedTargets() // checked by Validate
+	g := gotify.Guard{AllowPrivate: cfg.AllowPrivateTargets, Allowed: allowed, Resolver: cfg.Resolver}
 	// Its own transport: a connection pooled for the trusted client must
 	// not carry a user's push past the guard.
 	guarded := gotify.Client{HTTP: &http.Client{Timeout: pushTimeout, Transport: g.Transport()}}
-	return &pusher{s: s, guard: g, guarded: guarded, wake: make(chan struct{}, 1), limits: make(map[int64]*rate.Limiter)}
+	return &pusher{cfg: cfg, store: st, log: log, guard: g, guarded: guarded, wake: make(chan struct{}, 1), limits: make(map[int64]*rate.Limiter)}
 }
 
 // route is where one user's pushes go.
@@ -87,14 +90,14 @@ func (p *pusher) poke() {
 
 // target is where userID's pushes go: their own Gotify, else the server's.
 func (p *pusher) target(ctx context.Context, userID int64) (route, store.NotifySettings, error) {
-	set, err := p.s.store.NotifySettings(ctx, userID)
+	set, err := p.store.NotifySettings(ctx, userID)
 	if err != nil {
 		return route{}, set, err
 	}
 	if set.GotifyURL != "" && set.GotifyToken != "" {
 		return route{gotify.Target{URL: set.GotifyURL, Token: set.GotifyToken}, true}, set, nil
 	}
-	g := p.s.cfg.Notify.Gotify
+	g := p.cfg.Gotify
 	if g.URL == "" {
 		return route{}, set, nil
 	}
@@ -114,21 +117,21 @@ func (p *pusher) target(ctx context.Context, userID int64) (route, store.NotifyS
 func (p *pusher) enqueue(ctx context.Context, pu store.Push) {
 	t, set, err := p.target(ctx, pu.UserID)
 	if err != nil {
-		p.s.log.Warn("push not queued", "user_id", pu.UserID, "err", err)
+		p.log.Warn("push not queued", "user_id", pu.UserID, "err", err)
 		return
 	}
 	if t.URL == "" || slices.Contains(set.KindsOff, pu.Kind) {
 		return
 	}
 	if pu.RoomID != 0 {
-		muted, err := p.s.store.MutedRooms(ctx, pu.UserID)
+		muted, err := p.store.MutedRooms(ctx, pu.UserID)
 		if err != nil || slices.Contains(muted, pu.RoomID) {
 			return
 		}
 	}
 	pu.Priority = kindPriority[pu.Kind]
-	if added, err := p.s.store.EnqueuePush(ctx, pu); err != nil {
-		p.s.log.Error("queue push", "user_id", pu.UserID, "kind", pu.Kind, "err", err)
+	if added, err := p.store.EnqueuePush(ctx, pu); err != nil {
+		p.log.Error("queue push", "user_id", pu.UserID, "kind", pu.Kind, "err", err)
 	} else if added {
 		p.poke()
 	}
@@ -138,13 +141,13 @@ func (p *pusher) enqueue(ctx context.Context, pu store.Push) {
 // pending by the last run.
 func (p *pusher) run(ctx context.Context) {
 	defer p.guarded.HTTP.CloseIdleConnections()
-	if err := p.s.store.ResumePushes(ctx); err != nil {
-		p.s.log.Error("resume pushes", "err", err)
+	if err := p.store.ResumePushes(ctx); err != nil {
+		p.log.Error("resume pushes", "err", err)
 	}
 	for {
 		p.drain(ctx)
 		wait := 30 * time.Second
-		if next, err := p.s.store.NextPushAt(ctx); err == nil && !next.IsZero() {
+		if next, err := p.store.NextPushAt(ctx); err == nil && !next.IsZero() {
 			wait = min(wait, max(time.Until(next), 10*time.Millisecond))
 		}
 		t := time.NewTimer(wait)
@@ -162,15 +165,15 @@ func (p *pusher) run(ctx context.Context) {
 // drain sends what is due, a user at a time on up to Workers goroutines.
 func (p *pusher) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		users, err := p.s.store.DuePushUsers(ctx, pushBatch)
+		users, err := p.store.DuePushUsers(ctx, pushBatch)
 		if err != nil {
-			p.s.log.Error("read push outbox", "err", err)
+			p.log.Error("read push outbox", "err", err)
 			return
 		}
 		if len(users) == 0 {
 			return
 		}
-		sem := make(chan struct{}, p.s.cfg.Notify.Workers)
+		sem := make(chan struct{}, p.cfg.Workers)
 		var wg sync.WaitGroup
 		for _, u := range users {
 			sem <- struct{}{}
@@ -193,7 +196,7 @@ func (p *pusher) limiter(userID int64) *rate.Limiter {
 	if l == nil {
 		// A burst of one: the first push goes at once, and whatever comes
 		// within the next 1/n minute waits and goes as one.
-		l = rate.NewLimiter(rate.Every(time.Minute/time.Duration(p.s.cfg.Notify.MaxPerMinute)), 1)
+		l = rate.NewLimiter(rate.Every(time.Minute/time.Duration(p.cfg.MaxPerMinute)), 1)
 		p.limits[userID] = l
 	}
 	return l
@@ -202,13 +205,13 @@ func (p *pusher) limiter(userID int64) *rate.Limiter {
 // sendUser sends one user's due pushes: messages from one room that piled
 // up go as one push, and the rate limit holds back what it must.
 func (p *pusher) sendUser(ctx context.Context, userID int64) {
-	pending, err := p.s.store.PendingPushes(ctx, userID)
+	pending, err := p.store.PendingPushes(ctx, userID)
 	if err != nil || len(pending) == 0 {
 		return
 	}
 	t, _, err := p.target(ctx, userID)
 	if err != nil || t.URL == "" {
-		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, "no Gotify target any more", pushIDs(pending)...))
+		p.record(p.store.FinishPushes(ctx, store.PushFailed, "no Gotify target any more", pushIDs(pending)...))
 		return
 	}
 	lim := p.limiter(userID)
@@ -219,8 +222,8 @@ func (p *pusher) sendUser(ctx context.Context, userID int64) {
 		if chat {
 			if tokens := lim.TokensAt(time.Now()); tokens < 1 {
 				wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
-				if err := p.s.store.DelayPushes(ctx, wait, pushIDs(group)...); err != nil {
-					p.s.log.Error("delay pushes", "user_id", userID, "err", err)
+				if err := p.store.DelayPushes(ctx, wait, pushIDs(group)...); err != nil {
+					p.log.Error("delay pushes", "user_id", userID, "err", err)
 				}
 				continue
 			}
@@ -243,24 +246,24 @@ func (p *pusher) sendGroup(ctx context.Context, t route, group []store.Push) boo
 	_, err := p.send(ctx, t, msg)
 	switch {
 	case err == nil:
-		p.record(p.s.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...))
-		p.record(p.s.store.FinishPushes(ctx, store.PushSent, "", first.ID))
-		p.record(p.s.store.SetNotifyError(ctx, first.UserID, "")) // a push got through: clear an old failure
+		p.record(p.store.FinishPushes(ctx, store.PushMerged, "", ids[:len(ids)-1]...))
+		p.record(p.store.FinishPushes(ctx, store.PushSent, "", first.ID))
+		p.record(p.store.SetNotifyError(ctx, first.UserID, "")) // a push got through: clear an old failure
 		return true
 	case errors.Is(err, gotify.ErrRejected):
-		p.s.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
-		p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...))
-		p.record(p.s.store.SetNotifyError(ctx, first.UserID, failureText(err)))
+		p.log.Warn("push refused by Gotify; not retrying", "user_id", first.UserID, "err", err)
+		p.record(p.store.FinishPushes(ctx, store.PushFailed, err.Error(), ids...))
+		p.record(p.store.SetNotifyError(ctx, first.UserID, failureText(err)))
 	default:
 		for _, pu := range group {
 			if pu.Attempts+1 >= maxPushAttempts {
-				p.record(p.s.store.FinishPushes(ctx, store.PushFailed, err.Error(), pu.ID))
-				p.record(p.s.store.SetNotifyError(ctx, pu.UserID, fmt.Sprintf("gave up after %d attempts: %v", maxPushAttempts, err)))
+				p.record(p.store.FinishPushes(ctx, store.PushFailed, err.Error(), pu.ID))
+				p.record(p.store.SetNotifyError(ctx, pu.UserID, fmt.Sprintf("gave up after %d attempts: %v", maxPushAttempts, err)))
 				continue
 			}
-			p.record(p.s.store.RetryPush(ctx, pu.ID, retryWait(p.s.cfg.Notify.RetryMin, pu.Attempts), err.Error()))
+			p.record(p.store.RetryPush(ctx, pu.ID, retryWait(p.cfg.RetryMin, pu.Attempts), err.Error()))
 		}
-		p.s.log.Info("push failed; will retry", "user_id", first.UserID, "attempt", first.Attempts+1, "err", err)
+		p.log.Info("push failed; will retry", "user_id", first.UserID, "attempt", first.Attempts+1, "err", err)
 	}
 	return false
 }
@@ -269,7 +272,7 @@ func (p *pusher) sendGroup(ctx context.Context, t route, group []store.Push) boo
 // and the worker goes on with the next.
 func (p *pusher) record(err error) {
 	if err != nil {
-		p.s.log.Error("update push outbox", "err", err)
+		p.log.Error("update push outbox", "err", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -155,8 +156,7 @@ func (s *Server) muteRoom(c echo.Context) error {
 // describes where it went. It is `mesh notify test`: it works on the
 // database directly, with or without a server running.
 func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username string) (string, error) {
-	s := &Server{cfg: cfg, store: st}
-	p := newPusher(s)
+	p := newPusher(cfg.Notify, st, slog.New(slog.DiscardHandler)) // what it does here logs nothing
 	var t route
 	who := "the server's [notify.gotify] target"
 	if username != "" {

@@ -78,7 +78,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		pushIn: make(chan pushJob, 4096),
 		acme:   acme,
 	}
-	s.push = newPusher(s)
+	s.push = newPusher(cfg.Notify, st, log)
 	s.echo = s.routes()
 	if tc != nil {
 		s.echo.Server.TLSConfig = tc
