@@ -13,6 +13,11 @@ const (
 	MaxClientMsgID = 64   // a chat message's client_msg_id, in bytes
 )
 
+// Version is mesh's release, one for the whole binary, so server and agent
+// cannot disagree: the server reports it in [Welcome].ServerVersion and
+// `mesh --version`, an agent sends it as [Hello].Version.
+const Version = "0.1.0"
+
 // Hello is the payload of system.hello: who the client is. A browser sends
 // it empty; an agent sends its device and the QUIC port and certificate
 // fingerprint peers should use to reach it.

@@ -4,7 +4,7 @@ package protocol
 // The set is closed: [Decode] refuses any Type for which [Type.Known] is false.
 type Type string
 
-// The event types of the WebSocket protocol (SPEC §3). The comment on each
+// The event types of the WebSocket protocol (GET /ws). The comment on each
 // says which way it travels and which payload type it carries.
 const (
 	TypeSystemHello   Type = "system.hello"   // client → server, [Hello]

@@ -28,7 +28,8 @@ type User struct {
 // Admission is the server's registration policy for everyone after the first user.
 type Admission int
 
-// The registration policies of SPEC §2.
+// The registration policies, set by the server's auth.registration
+// ("invite", "open", "closed"); they never apply to the first user.
 const (
 	AdmitInvite Admission = iota // an unused, unexpired invite code is needed
 	AdmitOpen                    // anyone may register

@@ -18,7 +18,7 @@ const (
 	DefaultChunkSize = 1 << 20
 	// MinChunkSize and MaxChunkSize bound the chunk size a manifest may ask for.
 	MinChunkSize = 4 << 10
-	MaxChunkSize = 16 << 20 // the receiver allocates one buffer of this size at most
+	MaxChunkSize = 16 << 20 // a receiver holds three buffers of the chunk size
 	// MaxEntries is the most manifest entries one transfer may carry.
 	MaxEntries = 1 << 20
 )
