@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -38,7 +39,9 @@ const (
 // goroutine, started only while there is something to write, sends them
 // in batches (one writev). An idle session thus costs one goroutine.
 type conn struct {
-	s       *Server
+	hub     *hub
+	log     *slog.Logger
+	on      connHooks
 	ws      *websocket.Conn
 	nc      net.Conn // the socket under ws; frames are written to it directly
 	user    store.User
@@ -72,6 +75,14 @@ type conn struct {
 	fingerprint string
 }
 
+// connHooks are what a session hands its frames to and tells of its end,
+// so that a conn needs only them, the hub and a logger, not the Server.
+type connHooks struct {
+	request  func(*conn, protocol.Envelope) // one decoded text frame
+	termData func(*conn, []byte)            // one binary frame: terminal bytes
+	ended    func(*conn)                    // the hub has dropped the session
+}
+
 // newUpgrader: small buffers and a shared write pool keep idle sessions
 // cheap (FACTS.md).
 func newUpgrader() *websocket.Upgrader {
@@ -92,7 +103,8 @@ func (s *Server) websocket(c echo.Context) error {
 			c.Request().Header.Get("Origin"))
 	}
 	cn := &conn{
-		s: s, user: currentUser(c), ip: c.RealIP(),
+		hub: s.hub, log: s.log, on: s.connHooks(),
+		user: currentUser(c), ip: c.RealIP(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.HTTP.WSRate), s.cfg.HTTP.WSBurst),
 		readEnd: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -140,6 +152,11 @@ func (s *Server) websocket(c echo.Context) error {
 	return nil
 }
 
+// connHooks are the Server's handlers for its sessions.
+func (s *Server) connHooks() connHooks {
+	return connHooks{request: s.dispatch, termData: s.onTermFrame, ended: s.dropTerminals}
+}
+
 // enqueue queues f without waiting. A session more than maxPending frames
 // behind has stopped reading and is dropped with 1013 (it can resume with
 // room.sync).
@@ -152,7 +169,7 @@ func (c *conn) enqueue(f frame) {
 	if len(c.pending)+c.inHand >= maxPending {
 		c.mu.Unlock()
 		if c.close(websocket.CloseTryAgainLater, "too slow: reconnect and resume with room.sync") {
-			c.s.log.Info("websocket dropped: client too slow", "user", c.user.Username, "queued", maxPending)
+			c.log.Info("websocket dropped: client too slow", "user", c.user.Username, "queued", maxPending)
 		}
 		return
 	}
@@ -219,7 +236,7 @@ func (c *conn) flush() {
 		}
 		if _, err := bufs.WriteTo(c.nc); err != nil {
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !closing {
-				c.s.log.Info("websocket dropped: client stalled", "user", c.user.Username, "blocked", wait)
+				c.log.Info("websocket dropped: client stalled", "user", c.user.Username, "blocked", wait)
 			}
 			c.closeSocket() // the reader notices and cleans up
 			return
@@ -256,14 +273,14 @@ func (c *conn) readLoop() {
 		case <-time.After(2 * lingerWait):
 			c.closeSocket()
 		}
-		last := c.s.hub.remove(c)
-		c.s.dropTerminals(c) // after remove: a watcher told the share ended finds the device set updated
+		last := c.hub.remove(c)
+		c.on.ended(c) // after remove: a watcher told the share ended finds the device set updated
 		if last {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c.s.hub.presence(ctx, c.user, false)
+			c.hub.presence(ctx, c.user, false)
 		}
-		c.s.log.Debug("websocket closed", "user", c.user.Username)
+		c.log.Debug("websocket closed", "user", c.user.Username)
 	}()
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // a failed deadline shows up as a failed read
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
@@ -311,7 +328,7 @@ func (c *conn) readLoop() {
 		go func() {
 			defer close(handled)
 			if mt == websocket.BinaryMessage {
-				c.s.onTermFrame(c, b)
+				c.on.termData(c, b)
 				return
 			}
 			env, err := protocol.Decode(b)
@@ -319,7 +336,7 @@ func (c *conn) readLoop() {
 				c.reply(env.ID, protocol.ErrorCode(err), err.Error())
 				return
 			}
-			c.s.dispatch(c, env)
+			c.on.request(c, env)
 		}()
 		<-handled
 	}
@@ -343,9 +360,9 @@ func (c *conn) allow(mt, n int) bool {
 
 // reply sends system.error to this session only.
 func (c *conn) reply(refID, code, msg string) {
-	ev, err := c.s.hub.event(protocol.TypeSystemError, "", protocol.Error{Code: code, Message: msg, RefID: refID})
+	ev, err := c.hub.event(protocol.TypeSystemError, "", protocol.Error{Code: code, Message: msg, RefID: refID})
 	if err != nil {
-		c.s.log.Error("encode system.error", "err", err)
+		c.log.Error("encode system.error", "err", err)
 		return
 	}
 	c.enqueue(ev)
@@ -353,9 +370,9 @@ func (c *conn) reply(refID, code, msg string) {
 
 // sendTo queues one event for this session only.
 func (c *conn) sendTo(t protocol.Type, payload any) {
-	ev, err := c.s.hub.event(t, c.user.Username, payload)
+	ev, err := c.hub.event(t, c.user.Username, payload)
 	if err != nil {
-		c.s.log.Error("encode event", "type", t, "err", err)
+		c.log.Error("encode event", "type", t, "err", err)
 		return
 	}
 	c.enqueue(ev)
