@@ -18,7 +18,7 @@ import (
 // 5 s. Every acknowledged message is counted only after the server stored it.
 func BenchmarkPersist(b *testing.B) {
 	for b.Loop() {
-		srv := startBenchServer(b, "MESH_SERVER_WS_RATE=1000000", "MESH_SERVER_WS_BURST=1000000")
+		srv := startServer(b, serverOpts{env: benchEnv("MESH_SERVER_WS_RATE=1000000", "MESH_SERVER_WS_BURST=1000000")})
 		const senders, window = 50, 64
 		names := make([]string, senders)
 		for i := range names {

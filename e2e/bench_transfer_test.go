@@ -1,16 +1,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -64,33 +60,19 @@ func writePseudoRandom(b *testing.B, path string, size int64) {
 // the command's start to its exit, and adds both processes' CPU time.
 // maxprocs, unless empty, is both agents' GOMAXPROCS.
 func meshSendFile(b *testing.B, src string, size int64, maxprocs string) (float64, time.Duration) {
-	srv := startBenchServer(b)
+	srv := startServer(b, serverOpts{env: benchEnv()})
 	tok := srv.registerAll(b, []string{"alice"})[0]
-	laptop, home := benchMachine(b, "laptop"), benchMachine(b, "home")
-	if maxprocs != "" {
-		laptop.env = append(laptop.env, "GOMAXPROCS="+maxprocs)
-		home.env = append(home.env, "GOMAXPROCS="+maxprocs)
-	}
-	for _, m := range []machine{laptop, home} {
-		cmd := exec.Command(meshBin, "agent", "login", "--server", srv.url, "--username", "alice", "--device", m.name, "--password-stdin")
-		cmd.Dir, cmd.Env, cmd.Stdin = m.home, append(cleanEnv(), m.env...), stringsReader("secret1\n")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("login %s: %v\n%s", m.name, err, out)
+	laptop, home := newMachine(b, "laptop"), newMachine(b, "home")
+	for _, m := range []*machine{&laptop, &home} {
+		m.env = append(m.env, "MESH_LOG=warn") // the last value of a key wins
+		if maxprocs != "" {
+			m.env = append(m.env, "GOMAXPROCS="+maxprocs)
 		}
+		m.login(b, srv.url, "alice")
 	}
-	run := exec.Command(meshBin, "agent", "run")
-	run.Dir, run.Env = home.home, append(cleanEnv(), home.env...)
-	logs := &syncBuffer{}
-	run.Stdout, run.Stderr = logs, logs
-	if err := run.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = run.Process.Signal(syscall.SIGTERM) // the benchmark is over
-		_ = run.Wait()
-	}()
-	benchWaitOnline(b, srv, tok, "home")
-	cpu0, err := procCPU(run.Process.Pid)
+	run := home.run(b, srv.url, tok)
+	defer run.stop() // before the next send is measured
+	cpu0, err := procCPU(run.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,9 +82,9 @@ func meshSendFile(b *testing.B, src string, size int64, maxprocs string) (float6
 	out, err := send.CombinedOutput()
 	el := time.Since(start)
 	if err != nil {
-		b.Fatalf("send-file: %v\n%s\nreceiver:\n%s", err, out, logs.String())
+		b.Fatalf("send-file: %v\n%s\nreceiver:\n%s", err, out, run.out.String())
 	}
-	cpu1, err := procCPU(run.Process.Pid)
+	cpu1, err := procCPU(run.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -113,56 +95,4 @@ func meshSendFile(b *testing.B, src string, size int64, maxprocs string) (float6
 	b.Logf("send-file (GOMAXPROCS=%q): %.1f s wall, sender CPU %s, receiver CPU %s\n%s", maxprocs, el.Seconds(),
 		send.ProcessState.UserTime()+send.ProcessState.SystemTime(), cpu1-cpu0, out)
 	return float64(size) / 1e6 / el.Seconds(), used
-}
-
-func benchMachine(b *testing.B, name string) machine {
-	home := b.TempDir()
-	return machine{name: name, home: home, env: []string{
-		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"), "XDG_DATA_HOME=" + filepath.Join(home, "data"),
-		"MESH_AGENT_QUIC_LISTEN=127.0.0.1:0", "MESH_LOG=warn"}}
-}
-
-func benchWaitOnline(b *testing.B, srv *benchServer, tok, device string) {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := newRequestTB(b, srv.url+"/api/devices", tok)
-		res, err := srv.http.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if containsOnline(body, device) {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process
-	}
-	b.Fatalf("device %s not online", device)
-}
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }
-
-func newRequestTB(tb testing.TB, url, tok string) (*http.Request, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err == nil {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	return req, err
-}
-
-func containsOnline(body []byte, device string) bool {
-	var l struct {
-		Devices []struct {
-			DeviceID string `json:"device_id"`
-			Online   bool   `json:"online"`
-		} `json:"devices"`
-	}
-	if json.Unmarshal(body, &l) != nil {
-		return false
-	}
-	for _, d := range l.Devices {
-		if d.DeviceID == device && d.Online {
-			return true
-		}
-	}
-	return false
 }

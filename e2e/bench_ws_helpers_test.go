@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"math/bits"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,111 +21,22 @@ import (
 	"mesh/protocol"
 )
 
-// This file holds what the WebSocket benchmarks share: a launcher for the
-// real binary that takes testing.TB, HTTP and WebSocket client helpers, and
-// readers of the server process's /proc figures. Names start with "bench"
-// because other tests of package main define their own helpers.
+// This file holds what the WebSocket benchmarks share: the server's
+// environment, HTTP and WebSocket client helpers, and readers of the server
+// process's /proc figures.
 
-// benchServer is `mesh serve` running as its own process, so that its CPU
-// time and memory are measured apart from the benchmark's clients.
-type benchServer struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *benchLog
-	done chan error
-	once sync.Once
-	http *http.Client
-}
-
-// benchLog is the server's stderr, readable while the server writes it.
-type benchLog struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *benchLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *benchLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// tail returns the last n bytes of the log, for failure messages.
-func (l *benchLog) tail(n int) string {
-	s := l.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// startBenchServer starts the binary built by TestMain on 127.0.0.1:0 in a
-// fresh directory, with open registration, bcrypt cost 4, warn-level logs
-// and env on top. It is stopped with SIGTERM when tb ends, after anything
-// tb.Cleanup registered later (the clients) has run.
-func startBenchServer(tb testing.TB, env ...string) *benchServer {
-	tb.Helper()
-	cmd := exec.Command(meshBin, "serve", "--listen", "127.0.0.1:0")
-	cmd.Dir = tb.TempDir()
-	cmd.Env = append(cleanEnv(), "MESH_AUTH_REGISTRATION=open", "MESH_AUTH_BCRYPT_COST=4", "MESH_LOG=warn",
-		"MESH_SERVER_MAX_SESSIONS_PER_IP=0", "MESH_SERVER_MAX_SESSIONS_PER_USER=0") // thousands of clients from 127.0.0.1
-	cmd.Env = append(cmd.Env, env...)
-	s := &benchServer{cmd: cmd, logs: &benchLog{}, done: make(chan error, 1), http: &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 32},
-	}}
-	cmd.Stderr = s.logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.stop(tb) })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		tb.Fatalf("mesh serve printed no URL: %v\n%s", err, s.logs.tail(4000))
-	}
-	_, rest, _ := strings.Cut(line, "open ")
-	s.url, _, _ = strings.Cut(rest, " ")
-	if !strings.HasPrefix(s.url, "http://127.0.0.1:") {
-		tb.Fatalf("mesh serve printed %q, want the URL to open", line)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout); s.done <- cmd.Wait() }() // nothing more is printed
-	return s
-}
-
-// stop sends SIGTERM once and requires a clean exit within 30 s.
-func (s *benchServer) stop(tb testing.TB) {
-	tb.Helper()
-	s.once.Do(func() {
-		s.http.CloseIdleConnections()
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			tb.Errorf("signal mesh serve: %v", err)
-			return
-		}
-		select {
-		case err := <-s.done:
-			if err != nil {
-				tb.Errorf("mesh serve after SIGTERM: %v\n%s", err, s.logs.tail(4000))
-			}
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill() // it already failed the benchmark
-			tb.Errorf("mesh serve did not exit within 30s of SIGTERM\n%s", s.logs.tail(4000))
-		}
-	})
+// benchEnv is the benchmarks' server environment: open registration,
+// bcrypt cost 4, warn-level logs, no cap on sessions (thousands of clients
+// come from 127.0.0.1), and extra on top.
+func benchEnv(extra ...string) []string {
+	return append([]string{"MESH_AUTH_REGISTRATION=open", "MESH_AUTH_BCRYPT_COST=4", "MESH_LOG=warn",
+		"MESH_SERVER_MAX_SESSIONS_PER_IP=0", "MESH_SERVER_MAX_SESSIONS_PER_USER=0"}, extra...)
 }
 
 // post sends body as JSON with an optional bearer token, requires status
 // want and decodes the answer into out (if not nil). It is safe for
 // concurrent use; it does not touch a testing.TB.
-func (s *benchServer) post(path, token string, body any, want int, out any) error {
+func (s *meshServer) post(path, token string, body any, want int, out any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -161,7 +70,7 @@ func (s *benchServer) post(path, token string, body any, want int, out any) erro
 
 // registerAll registers the users in names (password "secret1"), a few at
 // a time, and returns their access tokens in the same order.
-func (s *benchServer) registerAll(tb testing.TB, names []string) []string {
+func (s *meshServer) registerAll(tb testing.TB, names []string) []string {
 	tb.Helper()
 	toks := make([]string, len(names))
 	err := benchParallel(len(names), 8, func(i int) error {
@@ -179,7 +88,7 @@ func (s *benchServer) registerAll(tb testing.TB, names []string) []string {
 }
 
 // createRoom creates a public room and returns its id.
-func (s *benchServer) createRoom(tb testing.TB, token, name string) int64 {
+func (s *meshServer) createRoom(tb testing.TB, token, name string) int64 {
 	tb.Helper()
 	var r struct {
 		ID int64 `json:"id"`
@@ -193,7 +102,7 @@ func (s *benchServer) createRoom(tb testing.TB, token, name string) int64 {
 }
 
 // wsURL is the WebSocket address for token.
-func (s *benchServer) wsURL(token string) string {
+func (s *meshServer) wsURL(token string) string {
 	return "ws" + strings.TrimPrefix(s.url, "http") + "/ws?token=" + token
 }
 
@@ -203,7 +112,7 @@ var benchDialer = websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBuffe
 
 // dialHello opens an authenticated session, sends system.hello and waits for
 // system.welcome, skipping anything else that arrives first.
-func (s *benchServer) dialHello(token string) (*websocket.Conn, error) {
+func (s *meshServer) dialHello(token string) (*websocket.Conn, error) {
 	ws, res, err := benchDialer.Dial(s.wsURL(token), nil)
 	if err != nil {
 		if res != nil {
@@ -264,7 +173,7 @@ func benchWaitFor(ws *websocket.Conn, t protocol.Type, d time.Duration) (protoco
 
 // dialMany opens a hello'd session for each token, a few at a time, and
 // closes them all when tb ends.
-func (s *benchServer) dialMany(tb testing.TB, toks []string) []*websocket.Conn {
+func (s *meshServer) dialMany(tb testing.TB, toks []string) []*websocket.Conn {
 	tb.Helper()
 	conns := make([]*websocket.Conn, len(toks))
 	tb.Cleanup(func() { benchCloseAll(conns) })

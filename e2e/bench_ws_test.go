@@ -46,7 +46,7 @@ const (
 func BenchmarkFanout(b *testing.B) {
 	dur := fanoutDuration(b)
 	setup := time.Now()
-	srv := startBenchServer(b, "MESH_SERVER_WS_RATE=1000000", "MESH_SERVER_WS_BURST=1000000")
+	srv := startServer(b, serverOpts{env: benchEnv("MESH_SERVER_WS_RATE=1000000", "MESH_SERVER_WS_BURST=1000000")})
 	senderTok := srv.registerAll(b, []string{"sender"})[0]
 	room := srv.createRoom(b, senderTok, "fanout")
 	names := make([]string, fanoutUsers)
@@ -186,7 +186,7 @@ func (r *fanReceiver) fail(msg string) {
 
 // waitReceivers waits until every receiver has seen seq, failing if one
 // stops or the last is not there within fanoutSettle.
-func waitReceivers(b *testing.B, srv *benchServer, st *fanoutState, recvs []*fanReceiver, seq int64) {
+func waitReceivers(b *testing.B, srv *meshServer, st *fanoutState, recvs []*fanReceiver, seq int64) {
 	b.Helper()
 	deadline := time.Now().Add(fanoutSettle)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -233,7 +233,7 @@ type fanSender struct {
 	lastAck time.Time
 }
 
-func newFanSender(b *testing.B, srv *benchServer, tok string, room int64) *fanSender {
+func newFanSender(b *testing.B, srv *meshServer, tok string, room int64) *fanSender {
 	b.Helper()
 	ws := srv.dialMany(b, []string{tok})[0]
 	s := &fanSender{ws: ws, room: room, slots: make(chan struct{}, fanoutWindow),
@@ -353,7 +353,7 @@ func (s *fanSender) round(b *testing.B, d time.Duration) sendRound {
 
 // fanoutRound is one measured round: sends for d, then waits for every
 // receiver to have the last message.
-func fanoutRound(b *testing.B, srv *benchServer, st *fanoutState, snd *fanSender, recvs []*fanReceiver, d time.Duration) fanoutTotals {
+func fanoutRound(b *testing.B, srv *meshServer, st *fanoutState, snd *fanSender, recvs []*fanReceiver, d time.Duration) fanoutTotals {
 	b.Helper()
 	pid := srv.cmd.Process.Pid
 	cpu0, err := procCPU(pid)
@@ -477,7 +477,7 @@ type idleResult struct{ perConnKiB, totalMiB, heapMiB float64 }
 func idleRound(b *testing.B) idleResult {
 	b.Helper()
 	// gctrace=1 prints the live heap at each GC: a cheap look inside.
-	srv := startBenchServer(b, "GODEBUG=gctrace=1")
+	srv := startServer(b, serverOpts{env: benchEnv("GODEBUG=gctrace=1")})
 	defer srv.stop(b)
 	pid := srv.cmd.Process.Pid
 	names := make([]string, idleUsers)

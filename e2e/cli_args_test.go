@@ -15,7 +15,7 @@ func TestUserFlagsAfterName(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := []string{"MESH_AUTH_BCRYPT_COST=4"}
-	srv := runServer(t, dir, env) // creates mesh.db; the user commands work while it runs
+	srv := startServer(t, serverOpts{dir: dir, env: env}) // creates mesh.db; the user commands work while it runs
 	defer srv.stop(t)
 	db, elsewhere := filepath.Join(dir, "mesh.db"), t.TempDir()
 	for _, tc := range []struct {
@@ -39,8 +39,8 @@ func TestUserFlagsAfterName(t *testing.T) {
 			t.Errorf("mesh %v = %q, %v; want %q", tc.args, out, err, tc.want)
 		}
 	}
-	srv.post(t, "/api/auth/login", `{"username":"bob","password":"secret2"}`, http.StatusOK)
-	srv.post(t, "/api/auth/login", `{"username":"carol","password":"secret3"}`, http.StatusOK)
+	srv.mustPost(t, "/api/auth/login", `{"username":"bob","password":"secret2"}`, http.StatusOK)
+	srv.mustPost(t, "/api/auth/login", `{"username":"carol","password":"secret3"}`, http.StatusOK)
 	if out, err := mesh(t, dir, "", env, "user", "list"); err != nil || strings.Count(out, "true") != 2 {
 		t.Errorf("user list = %q, %v; want alice and carol admin, no one else", out, err)
 	}

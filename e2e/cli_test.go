@@ -1,59 +1,12 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"flag"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
-
-// meshBin is the real binary, built once per test run from the module root.
-var meshBin string
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "mesh-bin")
-	if err != nil {
-		panic(err)
-	}
-	meshBin = filepath.Join(dir, "mesh")
-	if out, err := exec.Command("go", "build", "-o", meshBin, "..").CombinedOutput(); err != nil {
-		panic("build mesh: " + err.Error() + "\n" + string(out))
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir) // best effort: a temp dir
-	os.Exit(code)
-}
-
-// mesh runs the binary in dir with stdin, returning combined output and the error.
-func mesh(t *testing.T, dir, stdin string, env []string, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command(meshBin, args...)
-	cmd.Dir = dir
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Env = append(cleanEnv(), env...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MESH_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
 
 func TestUserCommands(t *testing.T) {
 	t.Parallel()
@@ -63,7 +16,7 @@ func TestUserCommands(t *testing.T) {
 		t.Fatalf("user list without a database = %q, %v; want an error that says what to do", out, err)
 	}
 	// serve creates the database; a short run is enough.
-	runServer(t, dir, env).stop(t)
+	startServer(t, serverOpts{dir: dir, env: env}).stop(t)
 	if out, err := mesh(t, dir, "secret1\n", env, "user", "add", "--admin", "Alice"); err != nil || !strings.Contains(out, "added alice") {
 		t.Fatalf("user add = %q, %v", out, err)
 	}
@@ -87,10 +40,10 @@ func TestUserCommands(t *testing.T) {
 	code := strings.Fields(out)[0]
 
 	// The server accepts the CLI's account and invite.
-	s := runServer(t, dir, env)
+	s := startServer(t, serverOpts{dir: dir, env: env})
 	defer s.stop(t)
-	s.post(t, "/api/auth/login", `{"username":"alice","password":"secret2"}`, http.StatusOK)
-	s.post(t, "/api/auth/register", `{"username":"bob","password":"secret1","invite_code":"`+code+`"}`, http.StatusCreated)
+	s.mustPost(t, "/api/auth/login", `{"username":"alice","password":"secret2"}`, http.StatusOK)
+	s.mustPost(t, "/api/auth/register", `{"username":"bob","password":"secret1","invite_code":"`+code+`"}`, http.StatusCreated)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -116,8 +69,8 @@ func TestConfigErrors(t *testing.T) {
 func TestServeGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := runServer(t, dir, []string{"MESH_AUTH_BCRYPT_COST=4"})
-	s.post(t, "/api/auth/register", `{"username":"test","password":"test123"}`, http.StatusCreated)
+	s := startServer(t, serverOpts{dir: dir, env: []string{"MESH_AUTH_BCRYPT_COST=4"}})
+	s.mustPost(t, "/api/auth/register", `{"username":"test","password":"test123"}`, http.StatusCreated)
 	logs := s.stop(t)
 	if !strings.Contains(logs, "database closed") {
 		t.Errorf("shutdown log lacks 'database closed':\n%s", logs)
@@ -128,72 +81,4 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, "mesh.db.secret")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("secret file: %v, mode %v; want 0600", err, fi)
 	}
-}
-
-type running struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer
-	done chan error
-}
-
-// runServer starts `mesh serve --listen 127.0.0.1:0` in dir and waits for its URL line.
-func runServer(t *testing.T, dir string, env []string) *running {
-	t.Helper()
-	return runServerAt(t, dir, env, "127.0.0.1:0")
-}
-
-// runServerAt is runServer on a given address, with more serve flags.
-func runServerAt(t *testing.T, dir string, env []string, addr string, args ...string) *running {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung server cannot outlive the test run
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, meshBin, append([]string{"serve", "--listen", addr}, args...)...)
-	cmd.Dir, cmd.Env = dir, append(cleanEnv(), env...)
-	logs := &bytes.Buffer{}
-	cmd.Stderr = logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("mesh serve printed no URL: %v\n%s", err, logs)
-	}
-	_, rest, _ := strings.Cut(line, "open ")
-	url, _, _ := strings.Cut(rest, " ")
-	if !strings.HasPrefix(url, "http://127.0.0.1:") && !strings.HasPrefix(url, "https://127.0.0.1:") {
-		t.Fatalf("mesh serve printed %q, want the URL to open", line)
-	}
-	r := &running{cmd: cmd, url: url, logs: logs, done: make(chan error, 1)}
-	go func() { _, _ = io.Copy(io.Discard, stdout); r.done <- cmd.Wait() }()
-	return r
-}
-
-func (r *running) post(t *testing.T, path, body string, want int) {
-	t.Helper()
-	res, err := http.Post(r.url+path, "", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != want {
-		t.Fatalf("POST %s = %d %s, want %d", path, res.StatusCode, b, want)
-	}
-}
-
-// stop sends SIGTERM and requires a clean exit; it returns the logs.
-func (r *running) stop(t *testing.T) string {
-	t.Helper()
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-r.done; err != nil {
-		t.Fatalf("mesh serve after SIGTERM: %v\n%s", err, r.logs)
-	}
-	return r.logs.String()
 }

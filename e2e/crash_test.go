@@ -23,7 +23,7 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open", "MESH_SERVER_WS_RATE=100000", "MESH_SERVER_WS_BURST=100000", "MESH_LOG=warn"}
-	s := runServer(t, dir, env)
+	s := startServer(t, serverOpts{dir: dir, env: env})
 	tok := apiToken(t, s.url, "alice")
 	room := apiRoom(t, s.url, tok, "crash")
 
@@ -97,14 +97,11 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 	case <-time.After(3 * time.Minute): // a liveness bound: CI's race build shares 2 cores with browsers
 		t.Fatal("senders did not get 2000 acknowledgements in 3 minutes")
 	}
-	if err := s.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown code runs
-		t.Fatal(err)
-	}
-	<-s.done
+	s.kill(t) // SIGKILL: no shutdown code runs
 	wg.Wait() // every connection has ended; acked is final
 	t.Logf("killed the server after %d acknowledged messages", len(acked))
 
-	s2 := runServer(t, dir, env)
+	s2 := startServer(t, serverOpts{dir: dir, env: env})
 	defer s2.stop(t)
 	seen := map[string]int{}
 	var seqs []int64

@@ -17,8 +17,8 @@ func TestBackupWhileServing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}
-	s := runServer(t, dir, env)
-	s.post(t, "/api/auth/register", `{"username":"alice","password":"secret1"}`, http.StatusCreated)
+	s := startServer(t, serverOpts{dir: dir, env: env})
+	s.mustPost(t, "/api/auth/register", `{"username":"alice","password":"secret1"}`, http.StatusCreated)
 
 	stop, done := make(chan struct{}), make(chan error)
 	var n int // registrations during the backup; read after done
@@ -54,8 +54,8 @@ func TestBackupWhileServing(t *testing.T) {
 	restored := t.TempDir()
 	copyFile(t, filepath.Join(dir, "copy.db"), filepath.Join(restored, "mesh.db"), 0o644)
 	copyFile(t, filepath.Join(dir, "mesh.db.secret"), filepath.Join(restored, "mesh.db.secret"), 0o600)
-	s = runServer(t, restored, env)
-	s.post(t, "/api/auth/login", `{"username":"alice","password":"secret1"}`, http.StatusOK)
+	s = startServer(t, serverOpts{dir: restored, env: env})
+	s.mustPost(t, "/api/auth/login", `{"username":"alice","password":"secret1"}`, http.StatusOK)
 	if logs := s.stop(t); !strings.Contains(logs, "chmod 600 "+filepath.Join(restored, "mesh.db")) &&
 		!strings.Contains(logs, "chmod 600 mesh.db") {
 		t.Errorf("server on a 0644 database did not say to chmod 600 it:\n%s", logs)

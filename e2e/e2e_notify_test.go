@@ -15,7 +15,7 @@ func TestNotifyTestCommand(t *testing.T) {
 	t.Parallel()
 	g := gotifytest.New(t)
 	dir := t.TempDir()
-	srv := runServer(t, dir, nil) // creates the database
+	srv := startServer(t, serverOpts{dir: dir}) // creates the database
 	srv.stop(t)
 	env := []string{"MESH_NOTIFY_GOTIFY_URL=" + g.URL(), "MESH_NOTIFY_GOTIFY_TOKEN=" + g.AppToken()}
 	out, err := mesh(t, dir, "", env, "notify", "test")

@@ -15,7 +15,7 @@ import (
 // the session, and the user's second device finds the token used.
 func TestSeedP2PFlow(t *testing.T) {
 	t.Parallel()
-	srv := runServer(t, t.TempDir(), []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"})
+	srv := startServer(t, serverOpts{env: []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}})
 	t.Cleanup(func() { srv.stop(t) })
 	tok := apiToken(t, srv.url, "alice")
 	apiToken(t, srv.url, "bob")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,47 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// termProc is a share-terminal or join-terminal process whose stdin the
-// test types into and whose output it watches.
-type termProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *syncBuffer // stdout and stderr
-	done  chan error
-}
-
-func (m machine) start(t *testing.T, args ...string) *termProc {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, meshBin, args...)
-	cmd.Dir, cmd.Env = m.home, append(cleanEnv(), m.env...)
-	p := &termProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // may have exited already
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s %s output:\n%s", m.name, args[1], p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *termProc) typeIn(t *testing.T, s string) {
+func (p *proc) typeIn(t *testing.T, s string) {
 	t.Helper()
 	if _, err := io.WriteString(p.stdin, s); err != nil {
 		t.Fatalf("type %q: %v", s, err)
@@ -60,7 +23,7 @@ func (p *termProc) typeIn(t *testing.T, s string) {
 
 // waitOutput polls the process's output (an outside process: nothing to
 // wait on) until it contains s.
-func (p *termProc) waitOutput(t *testing.T, s string) {
+func (p *proc) waitOutput(t *testing.T, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -73,7 +36,7 @@ func (p *termProc) waitOutput(t *testing.T, s string) {
 }
 
 // exit waits for the process and returns its exit code.
-func (p *termProc) exit(t *testing.T) int {
+func (p *proc) exit(t *testing.T) int {
 	t.Helper()
 	select {
 	case err := <-p.done:
@@ -92,7 +55,7 @@ func (p *termProc) exit(t *testing.T) int {
 }
 
 // shareID reads the id from share-terminal's "share: ID" line.
-func (p *termProc) shareID(t *testing.T) string {
+func (p *proc) shareID(t *testing.T) string {
 	t.Helper()
 	p.waitOutput(t, "join-terminal ")
 	for line := range strings.Lines(p.out.String()) {
@@ -105,7 +68,7 @@ func (p *termProc) shareID(t *testing.T) string {
 }
 
 type termWorld struct {
-	srv                 *running
+	srv                 *meshServer
 	sharer, bob, carol  machine
 	aliceTok, carolTok  string
 	sharerOther, record string
@@ -114,8 +77,7 @@ type termWorld struct {
 // newTermWorld: alice shares from "laptop"; bob is allowed, carol is not.
 func newTermWorld(t *testing.T) *termWorld {
 	t.Helper()
-	srv := runServer(t, t.TempDir(), []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"})
-	t.Cleanup(func() { srv.stop(t) })
+	srv := startServer(t, serverOpts{env: []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}})
 	w := &termWorld{srv: srv, aliceTok: apiToken(t, srv.url, "alice"), sharer: newMachine(t, "laptop"),
 		bob: newMachine(t, "bobs-pc"), carol: newMachine(t, "carols-pc")}
 	apiToken(t, srv.url, "bob")

@@ -100,13 +100,12 @@ func TestTLSServeFlagErrors(t *testing.T) {
 }
 
 // runTLSServer starts `mesh serve` over HTTPS in dir and waits for its https:// URL.
-func runTLSServer(t *testing.T, dir string, args ...string) *running {
+func runTLSServer(t *testing.T, dir string, args ...string) *meshServer {
 	t.Helper()
-	r := runServerAt(t, dir, []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}, "127.0.0.1:0", args...)
+	r := startServer(t, serverOpts{dir: dir, env: []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}, args: args})
 	if !strings.HasPrefix(r.url, "https://") {
 		t.Fatalf("mesh serve with TLS printed %q, want an https:// URL", r.url)
 	}
-	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 

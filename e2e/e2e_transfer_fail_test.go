@@ -118,7 +118,7 @@ func TestFailedSendsAreListed(t *testing.T) {
 // when it starts, logging each, and nothing else.
 func TestReceivedModesAndStaleParts(t *testing.T) {
 	t.Parallel()
-	srv := runServer(t, t.TempDir(), []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"})
+	srv := startServer(t, serverOpts{env: []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}})
 	t.Cleanup(func() { srv.stop(t) })
 	w := &meshWorld{srv: srv, tok: apiToken(t, srv.url, "alice"), laptop: newMachine(t, "laptop"), home: newMachine(t, "home")}
 	w.laptop.login(t, srv.url, "alice")

@@ -12,17 +12,17 @@ import (
 )
 
 type meshWorld struct {
-	srv          *running
+	srv          *meshServer
 	tok          string // alice's user token
 	laptop, home machine
-	homeAgent    *agentProc
+	homeAgent    *proc
 }
 
 // newWorld starts a server, enrols two machines of alice, and runs the
 // agent on "home".
 func newWorld(t *testing.T) *meshWorld {
 	t.Helper()
-	srv := runServer(t, t.TempDir(), []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"})
+	srv := startServer(t, serverOpts{env: []string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}})
 	t.Cleanup(func() { srv.stop(t) })
 	w := &meshWorld{srv: srv, tok: apiToken(t, srv.url, "alice"), laptop: newMachine(t, "laptop"), home: newMachine(t, "home")}
 	w.laptop.login(t, srv.url, "alice")
@@ -127,7 +127,7 @@ func TestAgentResumesAfterKill(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			t.Fatalf("no 40 MB of big.bin.part within 60 s\n%s", w.homeAgent.logs.String())
+			t.Fatalf("no 40 MB of big.bin.part within 60 s\n%s", w.homeAgent.out.String())
 		}
 		time.Sleep(2 * time.Millisecond) // polling a file another process writes
 	}
@@ -176,8 +176,8 @@ func TestAgentRevokedAndReplayed(t *testing.T) {
 	select {
 	case err := <-w.homeAgent.done:
 		w.homeAgent.done <- err // for the cleanup
-		if err == nil || !strings.Contains(w.homeAgent.logs.String(), "mesh agent login") {
-			t.Fatalf("revoked agent exited with %v; log:\n%s", err, w.homeAgent.logs.String())
+		if err == nil || !strings.Contains(w.homeAgent.out.String(), "mesh agent login") {
+			t.Fatalf("revoked agent exited with %v; log:\n%s", err, w.homeAgent.out.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("revoked agent still running")

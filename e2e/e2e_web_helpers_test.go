@@ -438,7 +438,7 @@ func tail(s string, n int) string {
 // webServer is a `mesh serve` that a test may take down and bring back up
 // on the same address and database.
 type webServer struct {
-	*running
+	*meshServer
 	dir  string
 	env  []string
 	down bool
@@ -450,13 +450,14 @@ type webServer struct {
 func startWebServer(t *testing.T, env ...string) *webServer {
 	t.Helper()
 	s := &webServer{dir: t.TempDir(), env: append([]string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}, env...)}
-	s.running = runServer(t, s.dir, s.env)
+	s.meshServer = startServer(t, serverOpts{dir: s.dir, env: s.env})
 	s.stopAtCleanup(t)
 	return s
 }
 
-// stopAtCleanup stops the server when the test ends, before runServer's
-// own cleanup kills it (registered earlier, so it runs later).
+// stopAtCleanup stops the server when the test ends, showing its log if
+// the test failed, before startServer's own cleanup (registered earlier,
+// so it runs later) would stop it without the log.
 func (s *webServer) stopAtCleanup(t *testing.T) {
 	t.Cleanup(func() {
 		if !s.down {
@@ -477,7 +478,7 @@ func (s *webServer) stopAndLog(t *testing.T) {
 // restart starts the stopped server again on its address.
 func (s *webServer) restart(t *testing.T) {
 	t.Helper()
-	s.running = runServerAt(t, s.dir, s.env, strings.TrimPrefix(s.url, "http://"))
+	s.meshServer = startServer(t, serverOpts{dir: s.dir, env: s.env, addr: s.addr()})
 	s.down = false
 	s.stopAtCleanup(t)
 }

@@ -43,7 +43,7 @@ func TestREADMEExamples(t *testing.T) {
 }
 
 type readmeWorld struct {
-	srv                      *running
+	srv                      *meshServer
 	client                   *http.Client // trusts the server's certificate
 	proxy                    *connectProxy
 	admin                    machine // the server's directory, for mesh user
@@ -55,9 +55,8 @@ func newReadmeWorld(t *testing.T) *readmeWorld {
 	t.Helper()
 	dir, bin := t.TempDir(), t.TempDir()
 	certFile, keyFile := writeCertFor(t, t.TempDir(), readmeHost)
-	w := &readmeWorld{srv: runServerAt(t, dir, []string{"MESH_AUTH_BCRYPT_COST=4"}, "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile),
+	w := &readmeWorld{srv: startServer(t, serverOpts{dir: dir, env: []string{"MESH_AUTH_BCRYPT_COST=4"}, args: []string{"--tls-cert", certFile, "--tls-key", keyFile}}),
 		client: trustingClient(t, certFile)}
-	t.Cleanup(func() { w.srv.stop(t) })
 	p, proxyURL := startProxy(t, readmeHost, strings.TrimPrefix(w.srv.url, "https://"))
 	w.proxy = p
 	w.admin = readmeMachine(t, "server", bin, certFile, proxyURL)

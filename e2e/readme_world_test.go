@@ -76,26 +76,20 @@ func runLine(t *testing.T, m machine, stdin, line string) (string, error) {
 // startLine is runLine for a command that keeps running: the test types
 // into it and watches its output. sh may fork rather than exec, so the
 // cleanup signals the whole process group.
-func startLine(t *testing.T, m machine, line string) *termProc {
+func startLine(t *testing.T, m machine, line string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Dir, cmd.Env = m.home, append(cleanEnv(), m.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &termProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	var err error
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
+	p, err := startCmd(cmd, true)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // may have exited already
-		<-p.done
+		<-p.exited
 		if t.Failed() {
 			t.Logf("%s: %s\n%s", m.name, line, p.out.String())
 		}

@@ -7,13 +7,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -46,41 +43,9 @@ func (s *soak) setupMachines(t *testing.T) {
 	t.Cleanup(func() { s.homeAgent.stop() })
 }
 
-// soakProc is a mesh process started by the soak.
-type soakProc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
-	once sync.Once
-}
-
-func (s *soak) startProc(m machine, args ...string) (*soakProc, error) {
-	cmd := exec.Command(meshBin, args...)
-	cmd.Dir, cmd.Env = m.home, append(cleanEnv(), m.env...)
-	p := &soakProc{cmd: cmd, out: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { p.done <- cmd.Wait() }()
-	return p, nil
-}
-
-func (p *soakProc) stop() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM) // may have exited already
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-}
-
 // startAgent runs `mesh agent run` on m and waits until it is online.
-func (s *soak) startAgent(m machine) (*soakProc, error) {
-	p, err := s.startProc(m, "agent", "run")
+func (s *soak) startAgent(m machine) (*proc, error) {
+	p, err := startProc(context.Background(), m, false, "agent", "run")
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +124,7 @@ func (s *soak) sendRetrying(path string, d time.Duration) (string, error) {
 	tries := 0
 	for {
 		tries++
-		p, err := s.startProc(s.laptop, "agent", "send-file", "--to", "home", path)
+		p, err := startProc(context.Background(), s.laptop, false, "agent", "send-file", "--to", "home", path)
 		if err != nil {
 			return "", err
 		}
@@ -184,7 +149,7 @@ func (s *soak) sendRetrying(path string, d time.Duration) (string, error) {
 // transferWithAgentKill SIGKILLs home's agent once a quarter of the file
 // has arrived, restarts it, and reruns the send, which must resume.
 func (s *soak) transferWithAgentKill(path, name string, size int64) (string, error) {
-	p, err := s.startProc(s.laptop, "agent", "send-file", "--to", "home", path)
+	p, err := startProc(context.Background(), s.laptop, false, "agent", "send-file", "--to", "home", path)
 	if err != nil {
 		return "", err
 	}
@@ -281,7 +246,7 @@ func (s *soak) terminalShare(ctx context.Context, t *testing.T) string {
 	// lines the sharer's own terminal showed are what the viewer must see.
 	secs := max(int((*soakDuration - 10*time.Second).Seconds()), 5)
 	script := fmt.Sprintf(`i=1; end=$(( $(date +%%s) + %d )); while [ $(date +%%s) -lt $end ]; do echo tick-$i; i=$((i+1)); sleep 0.5; done`, secs)
-	sharer, err := s.startProc(s.laptop, "agent", "share-terminal", "--allow", "watcher", "--", "sh", "-c", script)
+	sharer, err := startProc(context.Background(), s.laptop, false, "agent", "share-terminal", "--allow", "watcher", "--", "sh", "-c", script)
 	if err != nil {
 		s.fail("share-terminal: %v", err)
 		return "FAILED"
@@ -301,7 +266,7 @@ func (s *soak) terminalShare(ctx context.Context, t *testing.T) string {
 		s.fail("share-terminal printed no share id:\n%s", sharer.out.String())
 		return "FAILED: no share id"
 	}
-	viewer, err := s.startProc(s.viewer, "agent", "join-terminal", id)
+	viewer, err := startProc(context.Background(), s.viewer, false, "agent", "join-terminal", id)
 	if err != nil {
 		s.fail("join-terminal: %v", err)
 		return "FAILED"

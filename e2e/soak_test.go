@@ -1,18 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,7 +44,7 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("soak.users %d, soak.room-size %d: want room-size ≥ 2 and users ≥ room-size", *soakUsers, *soakRoomSize)
 	}
 	s := newSoak(t)
-	defer s.srv.stop()
+	defer s.srv.halt()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -103,7 +100,7 @@ func TestSoak(t *testing.T) {
 // soak is the shared state of one run.
 type soak struct {
 	dir, addr string
-	srv       *soakServer
+	srv       *meshServer
 	begin     time.Time
 	users     []*soakUser
 	rooms     map[int64][]*soakUser
@@ -111,7 +108,7 @@ type soak struct {
 	http      *http.Client
 
 	laptop, home, viewer machine
-	homeAgent            *soakProc
+	homeAgent            *proc
 
 	connected  atomic.Int64 // sessions currently open (after system.welcome)
 	peak       atomic.Int64
@@ -135,13 +132,13 @@ func newSoak(t *testing.T) *soak {
 	t.Helper()
 	s := &soak{dir: t.TempDir(), rooms: map[int64][]*soakUser{}, tokens: map[string]string{},
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
-	srv, err := startSoakServer(s.dir, "127.0.0.1:0")
+	srv, err := launchServer(serverOpts{dir: s.dir, env: soakEnv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.srv = srv
 	s.addr = strings.TrimPrefix(srv.url, "http://")
-	t.Cleanup(func() { srv.stop() })
+	t.Cleanup(srv.halt)
 	return s
 }
 
@@ -166,51 +163,6 @@ func (s *soak) url() string { return "http://" + s.addr }
 // dropped sessions.
 var soakEnv = []string{"MESH_AUTH_REGISTRATION=open", "MESH_AUTH_BCRYPT_COST=4", "MESH_LOG=info", "MESH_SERVER_MAX_SESSIONS_PER_IP=0"}
 
-// soakServer is `mesh serve` as its own process.
-type soakServer struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *syncBuffer
-	done chan error
-	once sync.Once
-}
-
-func startSoakServer(dir, addr string) (*soakServer, error) {
-	cmd := exec.Command(meshBin, "serve", "--listen", addr)
-	cmd.Dir, cmd.Env = dir, append(cleanEnv(), soakEnv...)
-	s := &soakServer{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = s.logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("mesh serve printed no URL: %v\n%s", err, s.logs.String())
-	}
-	_, rest, _ := strings.Cut(line, "open ")
-	s.url, _, _ = strings.Cut(rest, " ")
-	go func() { _, _ = io.Copy(io.Discard, stdout); s.done <- cmd.Wait() }()
-	return s, nil
-}
-
-// stop ends the server with SIGTERM (once); a server already killed is fine.
-func (s *soakServer) stop() {
-	s.once.Do(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM) // may have been killed already
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill()
-		}
-	})
-}
-
 // killServer SIGKILLs the server, restarts it on the same database and
 // address, and records how long until every chat user was back.
 func (s *soak) killServer(t *testing.T) {
@@ -219,16 +171,12 @@ func (s *soak) killServer(t *testing.T) {
 	s.mu.Lock()
 	s.killAt = time.Now()
 	s.mu.Unlock()
-	if err := old.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-old.done
-	old.once.Do(func() {}) // nothing left to stop
+	old.kill(t)
 	s.logsBefore += old.logs.String()
-	var srv *soakServer
+	var srv *meshServer
 	var err error
 	for try := 0; try < 50; try++ { // the port is free once the process is gone; retry a busy moment
-		if srv, err = startSoakServer(s.dir, s.addr); err == nil {
+		if srv, err = launchServer(serverOpts{dir: s.dir, addr: s.addr, env: soakEnv}); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -238,7 +186,7 @@ func (s *soak) killServer(t *testing.T) {
 	}
 	restarted := time.Since(s.killAt)
 	s.srv = srv
-	t.Cleanup(srv.stop)
+	t.Cleanup(srv.halt)
 	deadline := time.Now().Add(2 * time.Minute)
 	for s.connected.Load() < int64(len(s.users)) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // counting other goroutines' reconnects
