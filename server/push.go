@@ -21,17 +21,17 @@ import (
 
 // Push kinds, and the priority each gets on the phone (Gotify: 0–10).
 const (
-	kindDM      = "dm"
-	kindMention = "mention"
-	kindCall    = "call"
-	kindFile    = "file"
-	kindTest    = "test"
+	pushKindDM      = "dm"
+	pushKindMention = "mention"
+	pushKindCall    = "call"
+	pushKindFile    = "file"
+	pushKindTest    = "test"
 )
 
-var kindPriority = map[string]int{kindCall: 10, kindDM: 8, kindMention: 7, kindFile: 5, kindTest: 5}
+var pushPriority = map[string]int{pushKindCall: 10, pushKindDM: 8, pushKindMention: 7, pushKindFile: 5, pushKindTest: 5}
 
 // pushKinds are the kinds a user may turn off.
-var pushKinds = []string{kindDM, kindMention, kindCall, kindFile}
+var pushKinds = []string{pushKindDM, pushKindMention, pushKindCall, pushKindFile}
 
 const (
 	pushTimeout     = 10 * time.Second // one request to Gotify
@@ -129,7 +129,7 @@ func (p *pusher) enqueue(ctx context.Context, pu store.Push) {
 			return
 		}
 	}
-	pu.Priority = kindPriority[pu.Kind]
+	pu.Priority = pushPriority[pu.Kind]
 	if added, err := p.store.EnqueuePush(ctx, pu); err != nil {
 		p.log.Error("queue push", "user_id", pu.UserID, "kind", pu.Kind, "err", err)
 	} else if added {
@@ -218,7 +218,7 @@ func (p *pusher) sendUser(ctx context.Context, userID int64) {
 	for _, group := range coalesce(pending) {
 		// Chat is what floods a phone: it alone is rate-limited. A call or
 		// a received file goes at once.
-		chat := group[0].Kind == kindDM || group[0].Kind == kindMention
+		chat := group[0].Kind == pushKindDM || group[0].Kind == pushKindMention
 		if chat {
 			if tokens := lim.TokensAt(time.Now()); tokens < 1 {
 				wait := time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
@@ -292,7 +292,7 @@ func coalesce(due []store.Push) [][]store.Push {
 	var groups [][]store.Push
 	at := map[string]int{}
 	for _, pu := range due {
-		if pu.RoomID == 0 || (pu.Kind != kindDM && pu.Kind != kindMention) {
+		if pu.RoomID == 0 || (pu.Kind != pushKindDM && pu.Kind != pushKindMention) {
 			groups = append(groups, []store.Push{pu})
 			continue
 		}

@@ -16,8 +16,8 @@ import (
 	"mesh/store"
 )
 
-// notifyAnswer is GET /api/notify: the token is never shown back in full.
-type notifyAnswer struct {
+// pushSettingsAnswer is GET /api/notify: the token is never shown back in full.
+type pushSettingsAnswer struct {
 	GotifyURL     string          `json:"gotify_url"`
 	TokenSet      bool            `json:"token_set"`
 	TokenHint     string          `json:"token_hint,omitempty"`
@@ -28,7 +28,7 @@ type notifyAnswer struct {
 	LastErrorAt   *time.Time      `json:"last_error_at,omitempty"`
 }
 
-func (s *Server) getNotify(c echo.Context) error {
+func (s *Server) getPushSettings(c echo.Context) error {
 	ctx, u := c.Request().Context(), currentUser(c)
 	set, err := s.store.NotifySettings(ctx, u.ID)
 	if err != nil {
@@ -38,7 +38,7 @@ func (s *Server) getNotify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a := notifyAnswer{GotifyURL: set.GotifyURL, TokenSet: set.GotifyToken != "", ServerDefault: s.cfg.Notify.Gotify.URL != "",
+	a := pushSettingsAnswer{GotifyURL: set.GotifyURL, TokenSet: set.GotifyToken != "", ServerDefault: s.cfg.Notify.Gotify.URL != "",
 		Kinds: map[string]bool{}, MutedRooms: append([]int64{}, muted...), LastError: set.LastError}
 	if a.TokenSet {
 		a.TokenHint = gotify.Target{Token: set.GotifyToken}.Hint()
@@ -52,16 +52,16 @@ func (s *Server) getNotify(c echo.Context) error {
 	return c.JSON(http.StatusOK, a)
 }
 
-// notifyRequest is PUT /api/notify; absent fields stay as they are. An
+// pushSettingsRequest is PUT /api/notify; absent fields stay as they are. An
 // empty gotify_url (with no token) removes your own target.
-type notifyRequest struct {
+type pushSettingsRequest struct {
 	GotifyURL   *string         `json:"gotify_url"`
 	GotifyToken *string         `json:"gotify_token"`
 	Kinds       map[string]bool `json:"kinds"`
 }
 
-func (s *Server) putNotify(c echo.Context) error {
-	var req notifyRequest
+func (s *Server) putPushSettings(c echo.Context) error {
+	var req pushSettingsRequest
 	if err := bind(c, &req); err != nil {
 		return err
 	}
@@ -101,12 +101,12 @@ func (s *Server) putNotify(c echo.Context) error {
 	if err := s.store.SetNotifySettings(ctx, set); err != nil {
 		return err
 	}
-	return s.getNotify(c)
+	return s.getPushSettings(c)
 }
 
-// testNotify sends a push to you now and says how it went: a self-hoster's
+// testPush sends a push to you now and says how it went: a self-hoster's
 // first check.
-func (s *Server) testNotify(c echo.Context) error {
+func (s *Server) testPush(c echo.Context) error {
 	ctx, u := c.Request().Context(), currentUser(c)
 	t, _, err := s.push.target(ctx, u.ID)
 	if err != nil {
@@ -116,7 +116,7 @@ func (s *Server) testNotify(c echo.Context) error {
 		return refuse(kindConflict, codeNoTarget, "no Gotify target: set yours (URL and application token) or ask the admin to set [notify.gotify]")
 	}
 	id, err := s.push.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach you, " + u.Username + ".",
-		Priority: kindPriority[kindTest], ClickURL: s.clickURL("#/chat")})
+		Priority: pushPriority[pushKindTest], ClickURL: s.clickURL("#/chat")})
 	if err != nil {
 		if errors.Is(err, gotify.ErrRejected) { // pushes would fail the same way: show it in the settings
 			s.push.record(s.store.SetNotifyError(ctx, u.ID, failureText(err)))
@@ -177,7 +177,7 @@ func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username str
 	if t.URL == "" {
 		return "", errors.New("no Gotify target: set [notify.gotify] url and token (or token_file), or a user's own in the web app")
 	}
-	id, err := p.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: kindPriority[kindTest]})
+	id, err := p.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: pushPriority[pushKindTest]})
 	if errors.Is(err, gotify.ErrForbiddenAddress) {
 		return "", fmt.Errorf("push to %s refused: %w; allow it with [notify] allow_private_targets = true or allowed_targets", who, err)
 	} else if err != nil {

@@ -70,13 +70,13 @@ func (s *Server) pushForMessage(ctx context.Context, j pushJob) {
 		pu := store.Push{IdemKey: fmt.Sprintf("msg:%d:%d", m.ID, uid), UserID: uid, RoomID: m.RoomID,
 			Message: clip(m.Text, 300), ClickURL: s.clickURL(fmt.Sprintf("#/chat/%d", m.RoomID))}
 		if direct {
-			pu.Kind, pu.Title = kindDM, m.Username
+			pu.Kind, pu.Title = pushKindDM, m.Username
 		} else {
 			u, err := s.store.UserByID(ctx, uid)
 			if err != nil || !mentions(m.Text, u.Username) {
 				continue
 			}
-			pu.Kind, pu.Title = kindMention, m.Username+" in #"+room.Name
+			pu.Kind, pu.Title = pushKindMention, m.Username+" in #"+room.Name
 		}
 		s.push.enqueue(ctx, pu)
 	}
@@ -88,7 +88,7 @@ func (s *Server) pushCall(ctx context.Context, from string, to store.User, call 
 	if call.Media == protocol.MediaAudio {
 		what = "an audio call"
 	}
-	s.push.enqueue(ctx, store.Push{IdemKey: "call:" + call.CallID + ":" + to.Username, UserID: to.ID, Kind: kindCall,
+	s.push.enqueue(ctx, store.Push{IdemKey: "call:" + call.CallID + ":" + to.Username, UserID: to.ID, Kind: pushKindCall,
 		Title: "Missed call from " + from, Message: from + " tried " + what + " with you; open mesh to call back",
 		ClickURL: s.clickURL("#/chat")})
 }
@@ -99,7 +99,7 @@ func (s *Server) pushFile(ctx context.Context, u store.User, r protocol.Transfer
 	if r.Outcome != protocol.OutcomeOK || s.hub.present(u.ID) {
 		return
 	}
-	s.push.enqueue(ctx, store.Push{IdemKey: "file:" + r.SessionID, UserID: u.ID, Kind: kindFile,
+	s.push.enqueue(ctx, store.Push{IdemKey: "file:" + r.SessionID, UserID: u.ID, Kind: pushKindFile,
 		Title:    "File received on " + r.ToDevice,
 		Message:  fmt.Sprintf("%s (%s) from %s", r.Name, humanBytes(r.Size), r.FromDevice),
 		ClickURL: s.clickURL("#/transfers")})

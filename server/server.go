@@ -3,6 +3,19 @@
 // database only through package store. It does not move file bytes, nor
 // terminal bytes between agents (they do that between themselves over
 // QUIC); it relays a shared terminal's bytes only to browser watchers.
+//
+// Files hold one feature each, its HTTP and WebSocket handlers together:
+// rooms and chat, calls, p2p sessions and transfers, terminals, push,
+// accounts and devices; dispatch.go routes WebSocket requests, conn.go and
+// hub.go carry them. Handlers refuse with a refusal (errors.go): its kind
+// becomes the HTTP status in httpError and the WebSocket code in dispatch.
+//
+// Users meet phone notifications as "notify" (the [notify] table,
+// /api/notify, mesh notify) and those names stay; in code one message to
+// a phone is a push: the pusher queues and sends pushes, and push*.go,
+// their handlers and types say push. Only names bound to the user's word
+// keep it: NotifyConfig (the [notify] table), store.NotifySettings, and
+// the Gotify client's package path, server/notify/gotify.
 package server
 
 import (
@@ -124,9 +137,9 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/transfers", s.listTransfers, s.requireUser)
 	api.GET("/terminals", s.listTerminals, s.requireAgent)
 	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
-	api.GET("/notify", s.getNotify, s.requireUser)
-	api.PUT("/notify", s.putNotify, s.requireUser)
-	api.POST("/notify/test", s.testNotify, s.requireUser)
+	api.GET("/notify", s.getPushSettings, s.requireUser)
+	api.PUT("/notify", s.putPushSettings, s.requireUser)
+	api.POST("/notify/test", s.testPush, s.requireUser)
 	api.PUT("/rooms/:id/mute", s.muteRoom, s.requireUser)
 	e.GET("/ws", s.websocket, s.requireSocket)
 	s.webRoutes(e)
