@@ -85,12 +85,14 @@ func TestStalledReceiver(t *testing.T) {
 // answer the manifest, is not taken for gone.
 func TestSlowIsNotStalled(t *testing.T) {
 	t.Parallel()
-	const stall = 300 * time.Millisecond
+	// Generous against scheduling hiccups under -race on a busy machine:
+	// each 64 KiB piece gets 1.5 s, and takes 0.2 s.
+	const stall = 1500 * time.Millisecond
 	src := filepath.Join(t.TempDir(), "slow.bin")
-	writeFile(t, src, randBytes(8, 2<<20+5), 0o644)
+	writeFile(t, src, randBytes(8, 1<<20+5), 0o644)
 	for name, wrap := range map[string]func(net.Conn) net.Conn{
 		"slow reads": func(c net.Conn) net.Conn {
-			tick := time.NewTicker(40 * time.Millisecond) // 1.6 MB/s: a 1 MiB chunk takes 650ms
+			tick := time.NewTicker(200 * time.Millisecond) // 320 KiB/s: a 1 MiB chunk takes 3.2 s, twice the stall timeout
 			t.Cleanup(tick.Stop)
 			return &paceConn{Conn: c, tick: tick}
 		},
