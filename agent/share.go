@@ -191,6 +191,7 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 		_ = cmd.Process.Signal(syscall.SIGHUP) // as a closing terminal would; the shell exits and the pump ends
 		err = <-pumped
 	}
+	stopWinch() // no resize may follow the exit, nor reach a closed recording
 	code = exitCode(cmd.Wait())
 	if err != nil {
 		sh.log.Warn("terminal output failed", "err", err)
@@ -318,7 +319,8 @@ func (sh *share) printViewers() {
 	fmt.Fprintf(sh.o.Stderr, "\r\n[mesh] %s\r\n", line)
 }
 
-// followSize makes the sharer's window size the PTY's, on every SIGWINCH.
+// followSize makes the sharer's window size the PTY's, on every SIGWINCH,
+// until stop (idempotent) returns: then no resize is under way.
 func (sh *share) followSize() (stop func()) {
 	fd := sh.ttyFD()
 	if fd < 0 {
@@ -326,8 +328,9 @@ func (sh *share) followSize() (stop func()) {
 	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGWINCH)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case <-done:
@@ -350,7 +353,7 @@ func (sh *share) followSize() (stop func()) {
 			}
 		}
 	}()
-	return func() { signal.Stop(ch); close(done) }
+	return sync.OnceFunc(func() { signal.Stop(ch); close(done); <-exited })
 }
 
 // drainViewers waits until every shell viewer's session has ended (each
