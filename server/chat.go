@@ -15,12 +15,12 @@ import (
 const chatBatch = 128
 
 type sendReq struct {
-	c     *conn
+	cn    *conn
 	refID string
 	msg   store.NewMessage
 }
 
-func (s *Server) onChatSend(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onChatSend(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.ChatSend
 	if err := decodeValid(env, &req); err != nil {
 		return err
@@ -33,17 +33,17 @@ func (s *Server) onChatSend(ctx context.Context, c *conn, env protocol.Envelope)
 		} else if err != nil {
 			return err
 		}
-		if to.ID == c.user.ID {
+		if to.ID == cn.user.ID {
 			return refuse(kindInvalid, codeInvalidRequest, "a direct message needs another user")
 		}
-		room, _, err := s.store.DirectRoom(ctx, c.user.ID, to.ID)
+		room, _, err := s.store.DirectRoom(ctx, cn.user.ID, to.ID)
 		if err != nil {
 			return err
 		}
 		roomID = room.ID
 	}
 	select {
-	case s.chatIn <- sendReq{c: c, refID: env.ID, msg: store.NewMessage{RoomID: roomID, UserID: c.user.ID, Text: req.Text, ClientMsgID: req.ClientMsgID}}:
+	case s.chatIn <- sendReq{cn: cn, refID: env.ID, msg: store.NewMessage{RoomID: roomID, UserID: cn.user.ID, Text: req.Text, ClientMsgID: req.ClientMsgID}}:
 		return nil
 	case <-s.chatQuit:
 		return refuse(kindUnavailable, codeShuttingDown, "server is shutting down; send again after reconnecting")
@@ -93,32 +93,32 @@ func (s *Server) commitChat(batch []sendReq) {
 	if err != nil {
 		s.log.Error("store chat messages", "count", len(batch), "err", err)
 		for _, r := range batch {
-			r.c.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
+			r.cn.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
 		}
 		return
 	}
 	for i, r := range batch {
 		switch {
 		case errors.Is(res[i].Err, store.ErrNotMember):
-			r.c.reply(r.refID, protocol.CodeForbidden, "you are not a member of this room; join it first")
+			r.cn.reply(r.refID, protocol.CodeForbidden, "you are not a member of this room; join it first")
 			continue
 		case res[i].Err != nil:
 			s.log.Error("store chat message", "err", res[i].Err)
-			r.c.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
+			r.cn.reply(r.refID, protocol.CodeInternal, "message not stored; send it again")
 			continue
 		}
 		m := wireMessage(res[i].Message)
 		if !res[i].Dup { // a retried send was delivered the first time
 			ev, err := s.hub.event(protocol.TypeChatCreated, m.From, protocol.ChatCreated{Message: m})
 			if err == nil {
-				err = s.hub.publishRoom(ctx, m.RoomID, ev, r.c)
+				err = s.hub.publishRoom(ctx, m.RoomID, ev, r.cn)
 			}
 			if err != nil {
 				s.log.Error("publish chat message", "room_id", m.RoomID, "err", err)
 			}
 			s.pushMessage(ctx, res[i].Message)
 		}
-		r.c.sendTo(protocol.TypeChatCreated, protocol.ChatCreated{Message: m, RefID: r.refID})
+		r.cn.sendTo(protocol.TypeChatCreated, protocol.ChatCreated{Message: m, RefID: r.refID})
 	}
 }
 
@@ -139,12 +139,12 @@ const (
 	syncBytes = protocol.MaxFrame - 4<<10
 )
 
-func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onRoomSync(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.RoomSync
 	if err := decodeValid(env, &req); err != nil {
 		return err
 	}
-	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+	if _, err := s.roomOf(ctx, cn, req.RoomID); err != nil {
 		return err
 	}
 	msgs, more, err := s.store.MessagesAfter(ctx, req.RoomID, req.Since, syncPage)
@@ -167,11 +167,11 @@ func (s *Server) onRoomSync(ctx context.Context, c *conn, env protocol.Envelope)
 		}
 		out = append(out, wm)
 	}
-	c.sendTo(protocol.TypeRoomSynced, protocol.RoomSynced{RoomID: req.RoomID, Messages: out, HasMore: more, RefID: env.ID})
+	cn.sendTo(protocol.TypeRoomSynced, protocol.RoomSynced{RoomID: req.RoomID, Messages: out, HasMore: more, RefID: env.ID})
 	return nil
 }
 
-func (s *Server) onTyping(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onTyping(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.Typing
 	if err := env.Unmarshal(&req); err != nil {
 		return err
@@ -179,12 +179,12 @@ func (s *Server) onTyping(ctx context.Context, c *conn, env protocol.Envelope) e
 	if req.RoomID <= 0 {
 		return refuse(kindInvalid, codeInvalidRequest, "room_id is required")
 	}
-	if _, err := s.roomOf(ctx, c, req.RoomID); err != nil {
+	if _, err := s.roomOf(ctx, cn, req.RoomID); err != nil {
 		return err
 	}
-	ev, err := s.hub.event(protocol.TypeChatTyping, c.user.Username, protocol.Typing{RoomID: req.RoomID, Username: c.user.Username})
+	ev, err := s.hub.event(protocol.TypeChatTyping, cn.user.Username, protocol.Typing{RoomID: req.RoomID, Username: cn.user.Username})
 	if err != nil {
 		return err
 	}
-	return s.hub.publishRoom(ctx, req.RoomID, ev, c)
+	return s.hub.publishRoom(ctx, req.RoomID, ev, cn)
 }

@@ -160,33 +160,33 @@ func (s *Server) connHooks() connHooks {
 // enqueue queues f without waiting. A session more than maxPending frames
 // behind has stopped reading and is dropped with 1013 (it can resume with
 // room.sync).
-func (c *conn) enqueue(f frame) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+func (cn *conn) enqueue(f frame) {
+	cn.mu.Lock()
+	if cn.closing {
+		cn.mu.Unlock()
 		return
 	}
-	if len(c.pending)+c.inHand >= maxPending {
-		c.mu.Unlock()
-		if c.close(websocket.CloseTryAgainLater, "too slow: reconnect and resume with room.sync") {
-			c.log.Info("websocket dropped: client too slow", "user", c.user.Username, "queued", maxPending)
+	if len(cn.pending)+cn.inHand >= maxPending {
+		cn.mu.Unlock()
+		if cn.close(websocket.CloseTryAgainLater, "too slow: reconnect and resume with room.sync") {
+			cn.log.Info("websocket dropped: client too slow", "user", cn.user.Username, "queued", maxPending)
 		}
 		return
 	}
-	c.pending = append(c.pending, f)
-	c.startFlush()
+	cn.pending = append(cn.pending, f)
+	cn.startFlush()
 }
 
 // startFlush starts the flusher unless one runs or the upgrade is not
-// done yet; c.mu must be held, and is released.
-func (c *conn) startFlush() {
-	start := c.ready && !c.writing
+// done yet; cn.mu must be held, and is released.
+func (cn *conn) startFlush() {
+	start := cn.ready && !cn.writing
 	if start {
-		c.writing = true
+		cn.writing = true
 	}
-	c.mu.Unlock()
+	cn.mu.Unlock()
 	if start {
-		go c.flush()
+		go cn.flush()
 	}
 }
 
@@ -194,132 +194,132 @@ func (c *conn) startFlush() {
 // slow session's backlog is dropped instead) and refuses anything more; the
 // socket closes once the frame is out and the peer answered, or soon after.
 // Only the first call counts, and it alone returns true.
-func (c *conn) close(code int, reason string) (first bool) {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
+func (cn *conn) close(code int, reason string) (first bool) {
+	cn.mu.Lock()
+	if cn.closing {
+		cn.mu.Unlock()
 		return false
 	}
-	c.closing = true
+	cn.closing = true
 	if code == websocket.CloseTryAgainLater {
-		c.pending = nil // the backlog would only delay the close
+		cn.pending = nil // the backlog would only delay the close
 	}
-	c.closeFrame = closeFrame(code, reason)
-	c.pending = append(c.pending, c.closeFrame)
-	c.startFlush()
+	cn.closeFrame = closeFrame(code, reason)
+	cn.pending = append(cn.pending, cn.closeFrame)
+	cn.startFlush()
 	return true
 }
 
 // flush writes what is queued, batch by batch, and exits when the queue is empty.
-func (c *conn) flush() {
+func (cn *conn) flush() {
 	for {
-		c.mu.Lock()
-		batch := c.pending
-		c.pending, c.inHand = nil, len(batch)
-		closing := c.closing
+		cn.mu.Lock()
+		batch := cn.pending
+		cn.pending, cn.inHand = nil, len(batch)
+		closing := cn.closing
 		if len(batch) == 0 {
-			c.writing = false
-			c.mu.Unlock()
+			cn.writing = false
+			cn.mu.Unlock()
 			return
 		}
-		last := closing && &batch[len(batch)-1][0] == &c.closeFrame[0]
-		c.mu.Unlock()
+		last := closing && &batch[len(batch)-1][0] == &cn.closeFrame[0]
+		cn.mu.Unlock()
 
 		wait := writeWait // a write blocked this long means a stalled peer
 		if closing {
 			wait = time.Second
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(wait)) // a failed deadline shows up as a failed write
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(wait)) // a failed deadline shows up as a failed write
 		bufs := make(net.Buffers, len(batch))
 		for i, f := range batch {
 			bufs[i] = f
 		}
-		if _, err := bufs.WriteTo(c.nc); err != nil {
+		if _, err := bufs.WriteTo(cn.nc); err != nil {
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !closing {
-				c.log.Info("websocket dropped: client stalled", "user", c.user.Username, "blocked", wait)
+				cn.log.Info("websocket dropped: client stalled", "user", cn.user.Username, "blocked", wait)
 			}
-			c.closeSocket() // the reader notices and cleans up
+			cn.closeSocket() // the reader notices and cleans up
 			return
 		}
 		if last {
 			// Closing a socket with unread input resets it and can lose the
 			// frames just sent: wait for the peer's close first.
 			select {
-			case <-c.readEnd:
+			case <-cn.readEnd:
 			case <-time.After(lingerWait):
 			}
-			c.closeSocket()
+			cn.closeSocket()
 			return
 		}
 	}
 }
 
 // closeSocket closes the connection at once.
-func (c *conn) closeSocket() {
-	c.shut.Do(func() {
-		if c.nc != nil { // nil when the upgrade failed
-			_ = c.nc.Close() // nothing to do about a failed close
+func (cn *conn) closeSocket() {
+	cn.shut.Do(func() {
+		if cn.nc != nil { // nil when the upgrade failed
+			_ = cn.nc.Close() // nothing to do about a failed close
 		}
-		close(c.done)
+		close(cn.done)
 	})
 }
 
-func (c *conn) readLoop() {
+func (cn *conn) readLoop() {
 	defer func() {
-		close(c.readEnd)
-		c.close(websocket.CloseNormalClosure, "")
+		close(cn.readEnd)
+		cn.close(websocket.CloseNormalClosure, "")
 		select {
-		case <-c.done:
+		case <-cn.done:
 		case <-time.After(2 * lingerWait):
-			c.closeSocket()
+			cn.closeSocket()
 		}
-		last := c.hub.remove(c)
-		c.on.ended(c) // after remove: a watcher told the share ended finds the device set updated
+		last := cn.hub.remove(cn)
+		cn.on.ended(cn) // after remove: a watcher told the share ended finds the device set updated
 		if last {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c.hub.presence(ctx, c.user, false)
+			cn.hub.presence(ctx, cn.user, false)
 		}
-		c.log.Debug("websocket closed", "user", c.user.Username)
+		cn.log.Debug("websocket closed", "user", cn.user.Username)
 	}()
-	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // a failed deadline shows up as a failed read
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	_ = cn.ws.SetReadDeadline(time.Now().Add(pongWait)) // a failed deadline shows up as a failed read
+	cn.ws.SetPongHandler(func(string) error { return cn.ws.SetReadDeadline(time.Now().Add(pongWait)) })
 	// The peer's close is answered through the queue like every frame
 	// (gorilla's default handler would write one of its own, and the
 	// deferred close below a second: browsers report that as an error).
-	c.ws.SetCloseHandler(func(code int, _ string) error {
+	cn.ws.SetCloseHandler(func(code int, _ string) error {
 		if code == websocket.CloseNoStatusReceived {
 			code = websocket.CloseNormalClosure
 		}
-		c.close(code, "")
+		cn.close(code, "")
 		return nil
 	})
 	for {
-		mt, r, err := c.ws.NextReader()
+		mt, r, err := cn.ws.NextReader()
 		if err != nil {
 			return
 		}
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
+		cn.mu.Lock()
+		closing := cn.closing
+		cn.mu.Unlock()
 		if closing { // read only to find the peer's close
-			_ = c.ws.SetReadDeadline(time.Now().Add(lingerWait)) // as above
-			_, _ = io.Copy(io.Discard, r)                        // errors end the next NextReader
+			_ = cn.ws.SetReadDeadline(time.Now().Add(lingerWait)) // as above
+			_, _ = io.Copy(io.Discard, r)                         // errors end the next NextReader
 			continue
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait)) // as above
+		_ = cn.ws.SetReadDeadline(time.Now().Add(pongWait)) // as above
 		b, err := io.ReadAll(io.LimitReader(r, protocol.MaxFrame+1))
 		if err != nil {
 			return
 		}
 		if len(b) > protocol.MaxFrame {
-			c.reply("", protocol.CodeFrameTooLarge, "frame is over 64 KiB; the connection is closed")
-			c.close(websocket.CloseMessageTooBig, "frame over 64 KiB")
+			cn.reply("", protocol.CodeFrameTooLarge, "frame is over 64 KiB; the connection is closed")
+			cn.close(websocket.CloseMessageTooBig, "frame over 64 KiB")
 			continue
 		}
-		if !c.allow(mt, len(b)) {
-			c.reply("", protocol.CodeRateLimited, "too many frames; slow down and reconnect")
-			c.close(websocket.ClosePolicyViolation, "rate limit exceeded")
+		if !cn.allow(mt, len(b)) {
+			cn.reply("", protocol.CodeRateLimited, "too many frames; slow down and reconnect")
+			cn.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			continue
 		}
 		// Decoding and handling run on a short-lived goroutine so the
@@ -328,15 +328,15 @@ func (c *conn) readLoop() {
 		go func() {
 			defer close(handled)
 			if mt == websocket.BinaryMessage {
-				c.on.termData(c, b)
+				cn.on.termData(cn, b)
 				return
 			}
 			env, err := protocol.Decode(b)
 			if err != nil {
-				c.reply(env.ID, protocol.ErrorCode(err), err.Error())
+				cn.reply(env.ID, protocol.ErrorCode(err), err.Error())
 				return
 			}
-			c.on.request(c, env)
+			cn.on.request(cn, env)
 		}()
 		<-handled
 	}
@@ -351,29 +351,29 @@ const (
 
 // allow applies the rate limit to one message of type mt and n bytes: a
 // sharer's binary output counts bytes, everything else counts frames.
-func (c *conn) allow(mt, n int) bool {
-	if mt == websocket.BinaryMessage && c.shareLimit != nil {
-		return c.shareLimit.AllowN(time.Now(), n)
+func (cn *conn) allow(mt, n int) bool {
+	if mt == websocket.BinaryMessage && cn.shareLimit != nil {
+		return cn.shareLimit.AllowN(time.Now(), n)
 	}
-	return c.limiter.Allow()
+	return cn.limiter.Allow()
 }
 
 // reply sends system.error to this session only.
-func (c *conn) reply(refID, code, msg string) {
-	ev, err := c.hub.event(protocol.TypeSystemError, "", protocol.Error{Code: code, Message: msg, RefID: refID})
+func (cn *conn) reply(refID, code, msg string) {
+	ev, err := cn.hub.event(protocol.TypeSystemError, "", protocol.Error{Code: code, Message: msg, RefID: refID})
 	if err != nil {
-		c.log.Error("encode system.error", "err", err)
+		cn.log.Error("encode system.error", "err", err)
 		return
 	}
-	c.enqueue(ev)
+	cn.enqueue(ev)
 }
 
 // sendTo queues one event for this session only.
-func (c *conn) sendTo(t protocol.Type, payload any) {
-	ev, err := c.hub.event(t, c.user.Username, payload)
+func (cn *conn) sendTo(t protocol.Type, payload any) {
+	ev, err := cn.hub.event(t, cn.user.Username, payload)
 	if err != nil {
-		c.log.Error("encode event", "type", t, "err", err)
+		cn.log.Error("encode event", "type", t, "err", err)
 		return
 	}
-	c.enqueue(ev)
+	cn.enqueue(ev)
 }

@@ -44,9 +44,9 @@ func (s *Server) watchCredentials(ctx context.Context) {
 // endCredentials closes userID's sessions opened with credentials older
 // than generation gen.
 func (h *hub) endCredentials(userID, gen int64) {
-	for _, c := range h.sessions(func(c *conn) bool { return c.user.ID == userID && c.user.TokenGen < gen }) {
-		if c.close(websocket.ClosePolicyViolation, "credentials ended by a password change; log in again") {
-			h.log.Info("session ended: password changed", "user", c.user.Username, "device_id", c.device.ID)
+	for _, cn := range h.sessions(func(cn *conn) bool { return cn.user.ID == userID && cn.user.TokenGen < gen }) {
+		if cn.close(websocket.ClosePolicyViolation, "credentials ended by a password change; log in again") {
+			h.log.Info("session ended: password changed", "user", cn.user.Username, "device_id", cn.device.ID)
 		}
 	}
 }

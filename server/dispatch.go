@@ -13,73 +13,73 @@ import (
 
 // dispatch runs one client request; a refusal becomes system.error with the
 // request's id as ref_id, anything else is logged and reported as internal.
-func (s *Server) dispatch(c *conn, env protocol.Envelope) {
+func (s *Server) dispatch(cn *conn, env protocol.Envelope) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
 	switch {
-	case c.device.ID != "" && !agentRequest(env.Type):
+	case cn.device.ID != "" && !agentRequest(env.Type):
 		err = refuse(kindLoginRequired, codeUserLoginRequired,
 			"a device token may only do an agent's work, not %s; log in as the user for it", env.Type)
 	default:
-		err = s.handle(ctx, c, env)
+		err = s.handle(ctx, cn, env)
 	}
 	var r *refusal
 	var ce *protocol.CharError
 	switch {
 	case err == nil:
 	case errors.As(err, &r):
-		c.replyRefusal(env.ID, r)
+		cn.replyRefusal(env.ID, r)
 	case errors.As(err, &ce):
-		c.reply(env.ID, protocol.CodeInvalidText, err.Error())
+		cn.reply(env.ID, protocol.CodeInvalidText, err.Error())
 	case errors.Is(err, protocol.ErrMalformed):
-		c.reply(env.ID, protocol.CodeInvalid, err.Error())
+		cn.reply(env.ID, protocol.CodeInvalid, err.Error())
 	default:
-		s.log.Error("websocket request failed", "type", env.Type, "user", c.user.Username, "err", err)
-		c.reply(env.ID, protocol.CodeInternal, "internal error; the server log has details")
+		s.log.Error("websocket request failed", "type", env.Type, "user", cn.user.Username, "err", err)
+		cn.reply(env.ID, protocol.CodeInternal, "internal error; the server log has details")
 	}
 }
 
 // replyRefusal sends r to this session as system.error; its kind gives the
 // code (wsCode), as it gives the status on the HTTP side.
-func (c *conn) replyRefusal(refID string, r *refusal) {
-	c.reply(refID, wsCode(r.kind), r.msg)
+func (cn *conn) replyRefusal(refID string, r *refusal) {
+	cn.reply(refID, wsCode(r.kind), r.msg)
 }
 
 // handle runs one request by its type.
-func (s *Server) handle(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) handle(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	switch env.Type {
 	case protocol.TypeSystemHello:
-		return s.onHello(c, env)
+		return s.onHello(cn, env)
 	case protocol.TypeRoomJoin:
-		return s.onRoomJoin(ctx, c, env)
+		return s.onRoomJoin(ctx, cn, env)
 	case protocol.TypeRoomLeave:
-		return s.onRoomLeave(ctx, c, env)
+		return s.onRoomLeave(ctx, cn, env)
 	case protocol.TypeRoomSync:
-		return s.onRoomSync(ctx, c, env)
+		return s.onRoomSync(ctx, cn, env)
 	case protocol.TypeChatSend:
-		return s.onChatSend(ctx, c, env)
+		return s.onChatSend(ctx, cn, env)
 	case protocol.TypeChatTyping:
-		return s.onTyping(ctx, c, env)
+		return s.onTyping(ctx, cn, env)
 	case protocol.TypeCallInvite, protocol.TypeCallAccept, protocol.TypeCallReject, protocol.TypeCallOffer,
 		protocol.TypeCallAnswer, protocol.TypeCallICE, protocol.TypeCallHangup:
-		return s.onCall(ctx, c, env)
+		return s.onCall(ctx, cn, env)
 	case protocol.TypeP2PSessionRequest:
-		return s.onSessionRequest(ctx, c, env)
+		return s.onSessionRequest(ctx, cn, env)
 	case protocol.TypeTransferReport:
-		return s.onTransferReport(ctx, c, env)
+		return s.onTransferReport(ctx, cn, env)
 	case protocol.TypeTransferStart:
-		return s.onTransferStart(ctx, c, env)
+		return s.onTransferStart(ctx, cn, env)
 	case protocol.TypeTerminalOpen:
-		return s.onTerminalOpen(c, env)
+		return s.onTerminalOpen(cn, env)
 	case protocol.TypeTerminalWatch:
-		return s.onTerminalWatch(c, env)
+		return s.onTerminalWatch(cn, env)
 	case protocol.TypeTerminalUnwatch:
-		return s.onTerminalUnwatch(c, env)
+		return s.onTerminalUnwatch(cn, env)
 	case protocol.TypeTerminalResize:
-		return s.onTerminalResize(c, env)
+		return s.onTerminalResize(cn, env)
 	case protocol.TypeTerminalExit:
-		return s.onTerminalExit(c, env)
+		return s.onTerminalExit(cn, env)
 	case protocol.TypeTerminalViewers:
 		return refuse(kindInvalid, codeInvalidRequest, "%s is sent by the server, not by clients", env.Type)
 	default:
@@ -98,7 +98,7 @@ func agentRequest(t protocol.Type) bool {
 		protocol.TypeSystemHello, protocol.TypeP2PSessionRequest, protocol.TypeTransferReport}, t)
 }
 
-func (s *Server) onHello(c *conn, env protocol.Envelope) error {
+func (s *Server) onHello(cn *conn, env protocol.Envelope) error {
 	var h protocol.Hello
 	if err := env.Unmarshal(&h); err != nil {
 		return err
@@ -106,25 +106,25 @@ func (s *Server) onHello(c *conn, env protocol.Envelope) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	if c.device.ID != "" && h.DeviceID != "" && store.DeviceKey(h.DeviceID) != store.DeviceKey(c.device.ID) {
-		return refuse(kindInvalid, codeInvalidRequest, "this token belongs to device %q, not %q", c.device.ID, h.DeviceID)
+	if cn.device.ID != "" && h.DeviceID != "" && store.DeviceKey(h.DeviceID) != store.DeviceKey(cn.device.ID) {
+		return refuse(kindInvalid, codeInvalidRequest, "this token belongs to device %q, not %q", cn.device.ID, h.DeviceID)
 	}
-	c.mu.Lock()
-	if c.device.ID == "" {
-		c.deviceID = h.DeviceID
+	cn.mu.Lock()
+	if cn.device.ID == "" {
+		cn.deviceID = h.DeviceID
 	}
-	c.quicPort, c.fingerprint = h.QUICPort, h.Fingerprint
-	deviceID := c.deviceID
-	c.mu.Unlock()
-	if c.device.ID != "" {
+	cn.quicPort, cn.fingerprint = h.QUICPort, h.Fingerprint
+	deviceID := cn.deviceID
+	cn.mu.Unlock()
+	if cn.device.ID != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := s.store.TouchDevice(ctx, c.device.ID, h.Fingerprint); err != nil {
+		if err := s.store.TouchDevice(ctx, cn.device.ID, h.Fingerprint); err != nil {
 			return err
 		}
 	}
-	c.sendTo(protocol.TypeSystemWelcome, protocol.Welcome{
-		User:          protocol.UserRef{ID: c.user.ID, Username: c.user.Username},
+	cn.sendTo(protocol.TypeSystemWelcome, protocol.Welcome{
+		User:          protocol.UserRef{ID: cn.user.ID, Username: cn.user.Username},
 		DeviceID:      deviceID,
 		ServerVersion: Version,
 		RefID:         env.ID,

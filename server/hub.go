@@ -61,64 +61,64 @@ var (
 	errIPSessions   = errors.New("too many sessions from this address")
 )
 
-// add registers c and reports whether it is its user's first session. It
-// refuses c while the server shuts down, and past the caps per user and
+// add registers cn and reports whether it is its user's first session. It
+// refuses cn while the server shuts down, and past the caps per user and
 // per client address (0: no cap), so that one account or one host cannot
 // use up the server's file descriptors.
-func (h *hub) add(c *conn, perUser, perIP int) (first bool, err error) {
+func (h *hub) add(cn *conn, perUser, perIP int) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closed:
 		return false, errShuttingDown
-	case perUser > 0 && len(h.conns[c.user.ID]) >= perUser:
+	case perUser > 0 && len(h.conns[cn.user.ID]) >= perUser:
 		return false, errUserSessions
-	case perIP > 0 && h.perIP[c.ip] >= perIP:
+	case perIP > 0 && h.perIP[cn.ip] >= perIP:
 		return false, errIPSessions
 	}
-	h.perIP[c.ip]++
-	set := h.conns[c.user.ID]
+	h.perIP[cn.ip]++
+	set := h.conns[cn.user.ID]
 	if set == nil {
 		set = make(map[*conn]struct{})
-		h.conns[c.user.ID] = set
+		h.conns[cn.user.ID] = set
 	}
-	set[c] = struct{}{}
+	set[cn] = struct{}{}
 	h.opened++
-	c.seq = h.opened
-	if c.device.ID != "" {
-		ds := h.devices[store.DeviceKey(c.device.ID)]
+	cn.seq = h.opened
+	if cn.device.ID != "" {
+		ds := h.devices[store.DeviceKey(cn.device.ID)]
 		if ds == nil {
 			ds = make(map[*conn]struct{})
-			h.devices[store.DeviceKey(c.device.ID)] = ds
+			h.devices[store.DeviceKey(cn.device.ID)] = ds
 		}
-		ds[c] = struct{}{}
+		ds[cn] = struct{}{}
 	}
 	return len(set) == 1, nil
 }
 
-// remove unregisters c and reports whether it was its user's last session.
-func (h *hub) remove(c *conn) (last bool) {
+// remove unregisters cn and reports whether it was its user's last session.
+func (h *hub) remove(cn *conn) (last bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	set, ok := h.conns[c.user.ID]
+	set, ok := h.conns[cn.user.ID]
 	if !ok {
 		return false
 	}
-	if _, ok := set[c]; !ok {
+	if _, ok := set[cn]; !ok {
 		return false
 	}
-	delete(set, c)
-	if h.perIP[c.ip]--; h.perIP[c.ip] <= 0 {
-		delete(h.perIP, c.ip)
+	delete(set, cn)
+	if h.perIP[cn.ip]--; h.perIP[cn.ip] <= 0 {
+		delete(h.perIP, cn.ip)
 	}
-	if ds := h.devices[store.DeviceKey(c.device.ID)]; ds != nil {
-		delete(ds, c)
+	if ds := h.devices[store.DeviceKey(cn.device.ID)]; ds != nil {
+		delete(ds, cn)
 		if len(ds) == 0 {
-			delete(h.devices, store.DeviceKey(c.device.ID))
+			delete(h.devices, store.DeviceKey(cn.device.ID))
 		}
 	}
 	if len(set) == 0 {
-		delete(h.conns, c.user.ID)
+		delete(h.conns, cn.user.ID)
 		return true
 	}
 	return false
@@ -136,8 +136,8 @@ func (h *hub) online(userID int64) bool {
 func (h *hub) present(userID int64) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for c := range h.conns[userID] {
-		if c.device.ID == "" {
+	for cn := range h.conns[userID] {
+		if cn.device.ID == "" {
 			return true
 		}
 	}
@@ -205,15 +205,15 @@ func (h *hub) publishRoom(ctx context.Context, roomID int64, ev frame, skip *con
 	var targets []*conn // members' sessions only: this is the hot path
 	h.mu.RLock()
 	for uid := range m {
-		for c := range h.conns[uid] {
-			if c != skip && c.device.ID == "" { // agents get no chat
-				targets = append(targets, c)
+		for cn := range h.conns[uid] {
+			if cn != skip && cn.device.ID == "" { // agents get no chat
+				targets = append(targets, cn)
 			}
 		}
 	}
 	h.mu.RUnlock()
-	for _, c := range targets {
-		c.enqueue(ev)
+	for _, cn := range targets {
+		cn.enqueue(ev)
 	}
 	return nil
 }
@@ -228,14 +228,14 @@ func (h *hub) publishPeople(userID int64, ev frame, skip *conn) { h.publishTo(us
 func (h *hub) publishTo(userID int64, ev frame, skip *conn, agents bool) {
 	h.mu.RLock()
 	targets := make([]*conn, 0, len(h.conns[userID]))
-	for c := range h.conns[userID] {
-		if c != skip && (agents || c.device.ID == "") {
-			targets = append(targets, c)
+	for cn := range h.conns[userID] {
+		if cn != skip && (agents || cn.device.ID == "") {
+			targets = append(targets, cn)
 		}
 	}
 	h.mu.RUnlock()
-	for _, c := range targets {
-		c.enqueue(ev)
+	for _, cn := range targets {
+		cn.enqueue(ev)
 	}
 }
 
@@ -246,9 +246,9 @@ func (h *hub) sessions(keep func(*conn) bool) []*conn {
 	defer h.mu.RUnlock()
 	var out []*conn
 	for _, set := range h.conns {
-		for c := range set {
-			if keep(c) {
-				out = append(out, c)
+		for cn := range set {
+			if keep(cn) {
+				out = append(out, cn)
 			}
 		}
 	}
@@ -316,8 +316,8 @@ func (h *hub) pingAll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, c := range h.sessions(all) {
-			c.enqueue(pingFrame)
+		for _, cn := range h.sessions(all) {
+			cn.enqueue(pingFrame)
 		}
 	}
 }
@@ -330,15 +330,15 @@ func (h *hub) deviceConn(id string) *conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var best, fallback *conn
-	for c := range h.devices[store.DeviceKey(id)] {
-		if c.sharing.Load() {
+	for cn := range h.devices[store.DeviceKey(id)] {
+		if cn.sharing.Load() {
 			continue
 		}
-		if fallback == nil || c.seq > fallback.seq {
-			fallback = c
+		if fallback == nil || cn.seq > fallback.seq {
+			fallback = cn
 		}
-		if ep := c.endpoint(); ep.Port != 0 && ep.Fingerprint != "" && (best == nil || c.seq > best.seq) {
-			best = c
+		if ep := cn.endpoint(); ep.Port != 0 && ep.Fingerprint != "" && (best == nil || cn.seq > best.seq) {
+			best = cn
 		}
 	}
 	if best != nil {
@@ -351,18 +351,18 @@ func (h *hub) deviceConn(id string) *conn {
 // announced its QUIC endpoint: what "online" means for a device, since a
 // session to it can be made only then.
 func (h *hub) deviceReady(id string) bool {
-	c := h.deviceConn(id)
-	if c == nil {
+	cn := h.deviceConn(id)
+	if cn == nil {
 		return false
 	}
-	ep := c.endpoint()
+	ep := cn.endpoint()
 	return ep.Port != 0 && ep.Fingerprint != ""
 }
 
 // closeDevice closes every session authenticated as device id.
 func (h *hub) closeDevice(id string, code int, reason string) {
-	for _, c := range h.sessions(func(c *conn) bool { return store.DeviceKey(c.device.ID) == store.DeviceKey(id) }) {
-		c.close(code, reason)
+	for _, cn := range h.sessions(func(cn *conn) bool { return store.DeviceKey(cn.device.ID) == store.DeviceKey(id) }) {
+		cn.close(code, reason)
 	}
 }
 
@@ -373,10 +373,10 @@ func (h *hub) closeAll() {
 	h.closed = true // add refuses sessions from now on
 	h.mu.Unlock()
 	open := h.sessions(all)
-	for _, c := range open {
-		c.close(websocket.CloseGoingAway, "server shutting down; reconnect shortly")
+	for _, cn := range open {
+		cn.close(websocket.CloseGoingAway, "server shutting down; reconnect shortly")
 	}
-	for _, c := range open {
-		<-c.done
+	for _, cn := range open {
+		<-cn.done
 	}
 }

@@ -180,10 +180,10 @@ func (s *Server) fileTarget(ctx context.Context, u store.User, fromDevice, id st
 }
 
 // endpoint is where this device session's agent listens for QUIC.
-func (c *conn) endpoint() protocol.Endpoint {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return protocol.Endpoint{IP: c.ip, Port: c.quicPort, Fingerprint: c.fingerprint}
+func (cn *conn) endpoint() protocol.Endpoint {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return protocol.Endpoint{IP: cn.ip, Port: cn.quicPort, Fingerprint: cn.fingerprint}
 }
 
 func (s *Server) createSession(c echo.Context) error {
@@ -254,17 +254,17 @@ func (s *Server) getSession(c echo.Context) error {
 // onSessionRequest is p2p.session.request: the answer, p2p.session.created,
 // reaches this session too when it is the initiator's agent; otherwise it
 // is sent here as well.
-func (s *Server) onSessionRequest(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onSessionRequest(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.P2PSessionRequest
 	if err := env.Unmarshal(&req); err != nil {
 		return err
 	}
-	sess, err := s.newSession(ctx, c.user, c.device.ID, c.ip, req)
+	sess, err := s.newSession(ctx, cn.user, cn.device.ID, cn.ip, req)
 	if err != nil {
 		return err // a refusal reaches the client in the words of the HTTP API, with its WebSocket code
 	}
-	if c.device.ID == "" || c.device.ID != sess.InitiatorDeviceID { // the initiator's agent was told already
-		c.sendTo(protocol.TypeP2PSessionCreated, sess)
+	if cn.device.ID == "" || cn.device.ID != sess.InitiatorDeviceID { // the initiator's agent was told already
+		cn.sendTo(protocol.TypeP2PSessionCreated, sess)
 	}
 	return nil
 }

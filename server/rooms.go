@@ -216,14 +216,14 @@ func queryInt(c echo.Context, name, code string, def int64) (int64, error) {
 }
 
 // roomOf loads a room the user may act in, refusing non-members with forbidden.
-func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room, error) {
+func (s *Server) roomOf(ctx context.Context, cn *conn, roomID int64) (store.Room, error) {
 	room, err := s.store.Room(ctx, roomID)
 	if errors.Is(err, store.ErrNotFound) {
 		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID)
 	} else if err != nil {
 		return room, err
 	}
-	if ok, err := s.hub.isMember(ctx, roomID, c.user.ID); err != nil {
+	if ok, err := s.hub.isMember(ctx, roomID, cn.user.ID); err != nil {
 		return room, err
 	} else if !ok && room.Visibility != store.VisibilityPublic {
 		return room, refuse(kindNotFound, codeNotFound, noRoom, roomID) // as if missing: see pathRoom
@@ -233,7 +233,7 @@ func (s *Server) roomOf(ctx context.Context, c *conn, roomID int64) (store.Room,
 	return room, nil
 }
 
-func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onRoomJoin(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.RoomRef
 	if err := decodeValid(env, &req); err != nil {
 		return err
@@ -244,7 +244,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	} else if err != nil {
 		return err
 	}
-	member, err := s.hub.isMember(ctx, room.ID, c.user.ID)
+	member, err := s.hub.isMember(ctx, room.ID, cn.user.ID)
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 		if room.Visibility != store.VisibilityPublic {
 			return refuse(kindNotFound, codeNotFound, noRoom, room.ID) // as if missing: see pathRoom
 		}
-		if err := s.addMember(ctx, room.ID, c.user); err != nil {
+		if err := s.addMember(ctx, room.ID, cn.user); err != nil {
 			return err
 		}
 	}
@@ -260,7 +260,7 @@ func (s *Server) onRoomJoin(ctx context.Context, c *conn, env protocol.Envelope)
 	if err != nil {
 		return err
 	}
-	c.sendTo(protocol.TypeRoomJoined, protocol.RoomJoined{Room: wireRoom(room), Members: members, RefID: env.ID})
+	cn.sendTo(protocol.TypeRoomJoined, protocol.RoomJoined{Room: wireRoom(room), Members: members, RefID: env.ID})
 	return nil
 }
 
@@ -290,25 +290,25 @@ func (s *Server) memberList(ctx context.Context, roomID int64) ([]protocol.Membe
 	return ms, nil
 }
 
-func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onRoomLeave(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.RoomRef
 	if err := decodeValid(env, &req); err != nil {
 		return err
 	}
-	room, err := s.roomOf(ctx, c, req.RoomID)
+	room, err := s.roomOf(ctx, cn, req.RoomID)
 	if err != nil {
 		return err
 	}
 	if room.Kind == store.KindDirect {
 		return refuse(kindInvalid, codeInvalidRequest, "a direct conversation cannot be left")
 	}
-	removed, err := s.store.RemoveMember(ctx, room.ID, c.user.ID)
+	removed, err := s.store.RemoveMember(ctx, room.ID, cn.user.ID)
 	if err != nil {
 		return err
 	}
 	if removed {
-		s.hub.memberChanged(room.ID, c.user.ID, false)
-		ev, err := s.hub.event(protocol.TypeRoomMemberLeft, c.user.Username, protocol.MemberEvent{RoomID: room.ID, Username: c.user.Username})
+		s.hub.memberChanged(room.ID, cn.user.ID, false)
+		ev, err := s.hub.event(protocol.TypeRoomMemberLeft, cn.user.Username, protocol.MemberEvent{RoomID: room.ID, Username: cn.user.Username})
 		if err != nil {
 			return err
 		}
@@ -316,11 +316,11 @@ func (s *Server) onRoomLeave(ctx context.Context, c *conn, env protocol.Envelope
 			return err
 		}
 	}
-	left, err := s.hub.event(protocol.TypeRoomLeft, c.user.Username, protocol.RoomLeft{RoomID: room.ID})
+	left, err := s.hub.event(protocol.TypeRoomLeft, cn.user.Username, protocol.RoomLeft{RoomID: room.ID})
 	if err != nil {
 		return err
 	}
-	s.hub.publishPeople(c.user.ID, left, c)
-	c.sendTo(protocol.TypeRoomLeft, protocol.RoomLeft{RoomID: room.ID, RefID: env.ID})
+	s.hub.publishPeople(cn.user.ID, left, cn)
+	cn.sendTo(protocol.TypeRoomLeft, protocol.RoomLeft{RoomID: room.ID, RefID: env.ID})
 	return nil
 }

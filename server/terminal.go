@@ -96,8 +96,8 @@ func (sh *share) replay() []frame {
 
 // relay queues ev for every watcher; s.terms.mu must be held.
 func (sh *share) relay(ev frame) {
-	for c := range sh.watchers {
-		c.enqueue(ev)
+	for cn := range sh.watchers {
+		cn.enqueue(ev)
 	}
 }
 
@@ -116,8 +116,8 @@ func normalizeAllow(names []string) []string {
 
 // onTerminalOpen registers a share, or takes over one of the same device
 // (its agent reconnected before the server noticed the old session die).
-func (s *Server) onTerminalOpen(c *conn, env protocol.Envelope) error {
-	if c.device.ID == "" {
+func (s *Server) onTerminalOpen(cn *conn, env protocol.Envelope) error {
+	if cn.device.ID == "" {
 		return refuse(kindForbidden, codeForbidden, "only an agent may share a terminal: run 'mesh agent share-terminal', which connects with the device token")
 	}
 	var req protocol.TerminalOpen
@@ -129,19 +129,19 @@ func (s *Server) onTerminalOpen(c *conn, env protocol.Envelope) error {
 	sh, resumed := s.terms.shares[req.ShareID]
 	switch {
 	case !resumed:
-		sh = &share{id: req.ShareID, deviceID: c.device.ID, started: s.cfg.now().UTC(), watchers: make(map[*conn]*watcher)}
+		sh = &share{id: req.ShareID, deviceID: cn.device.ID, started: s.cfg.now().UTC(), watchers: make(map[*conn]*watcher)}
 		s.terms.shares[sh.id] = sh
-	case sh.deviceID != c.device.ID:
+	case sh.deviceID != cn.device.ID:
 		return refuse(kindInvalid, codeInvalidRequest, "terminal share %q is already running on another device; pick another share id", req.ShareID)
 	default:
-		sh.anyOffset = sh.sharer != c
+		sh.anyOffset = sh.sharer != cn
 	}
-	sh.sharer, sh.owner, sh.command = c, c.user, req.Command
+	sh.sharer, sh.owner, sh.command = cn, cn.user, req.Command
 	sh.allow, sh.allowInput, sh.cols, sh.rows = normalizeAllow(req.Allow), req.AllowInput, req.Cols, req.Rows
-	if c.shareLimit == nil { // dispatch runs while the reader waits: no race with allow
-		c.shareLimit = rate.NewLimiter(shareBytesPerSec, shareBurst)
+	if cn.shareLimit == nil { // dispatch runs while the reader waits: no race with allow
+		cn.shareLimit = rate.NewLimiter(shareBytesPerSec, shareBurst)
 	}
-	c.sharing.Store(true)
+	cn.sharing.Store(true)
 	if resumed {
 		s.rewatch(sh)
 	}
@@ -155,26 +155,26 @@ func (s *Server) onTerminalOpen(c *conn, env protocol.Envelope) error {
 // new terminal.open, or terminal.exit if it may no longer watch.
 // s.terms.mu must be held.
 func (s *Server) rewatch(sh *share) {
-	for c, w := range sh.watchers {
+	for cn, w := range sh.watchers {
 		if !sh.mayWatch(w.user) {
-			delete(sh.watchers, c)
-			s.sendShare(c, sh, protocol.TypeTerminalExit,
+			delete(sh.watchers, cn)
+			s.sendShare(cn, sh, protocol.TypeTerminalExit,
 				protocol.TerminalExit{ShareID: sh.id, Code: -1, Reason: "the sharer no longer allows you to watch"})
 			continue
 		}
 		w.mayType, w.warned = sh.allowInput, false
-		s.sendShare(c, sh, protocol.TypeTerminalOpen, sh.openFor(w))
+		s.sendShare(cn, sh, protocol.TypeTerminalOpen, sh.openFor(w))
 	}
 }
 
-// sendShare queues one event about sh, from its owner, for c.
-func (s *Server) sendShare(c *conn, sh *share, t protocol.Type, payload any) {
+// sendShare queues one event about sh, from its owner, for cn.
+func (s *Server) sendShare(cn *conn, sh *share, t protocol.Type, payload any) {
 	ev, err := s.hub.event(t, sh.owner.Username, payload)
 	if err != nil {
 		s.log.Error("encode terminal event", "type", t, "err", err)
 		return
 	}
-	c.enqueue(ev)
+	cn.enqueue(ev)
 }
 
 // sendViewers tells the sharer who watches now; s.terms.mu must be held.
@@ -182,12 +182,12 @@ func (s *Server) sendViewers(sh *share) {
 	s.sendShare(sh.sharer, sh, protocol.TypeTerminalViewers, protocol.TerminalViewers{ShareID: sh.id, Viewers: sh.viewers()})
 }
 
-// ownShare returns the share c shares as id; s.terms.mu must be held.
-func (s *Server) ownShare(c *conn, id string) (*share, error) {
+// ownShare returns the share cn shares as id; s.terms.mu must be held.
+func (s *Server) ownShare(cn *conn, id string) (*share, error) {
 	sh := s.terms.shares[id]
 	if sh == nil {
 		return nil, refuse(kindNotFound, codeNotFound, "no terminal share %q is running; send terminal.open first", id)
-	} else if sh.sharer != c {
+	} else if sh.sharer != cn {
 		return nil, refuse(kindForbidden, codeForbidden, "only the session sharing terminal %q may do this", id)
 	}
 	return sh, nil
@@ -195,27 +195,27 @@ func (s *Server) ownShare(c *conn, id string) (*share, error) {
 
 // onTermFrame handles one binary message: a sharer's output or a watcher's
 // keystrokes. b is the whole message, relayed as is.
-func (s *Server) onTermFrame(c *conn, b []byte) {
+func (s *Server) onTermFrame(cn *conn, b []byte) {
 	f, err := protocol.DecodeTermFrame(b)
 	if err != nil {
-		c.reply("", protocol.CodeInvalid, err.Error())
+		cn.reply("", protocol.CodeInvalid, err.Error())
 		return
 	}
 	if f.Kind == protocol.TermOutput {
-		err = s.termOutput(c, f, b)
+		err = s.termOutput(cn, f, b)
 	} else {
-		err = s.termInput(c, f, b)
+		err = s.termInput(cn, f, b)
 	}
 	var r *refusal
 	if errors.As(err, &r) {
-		c.replyRefusal("", r)
+		cn.replyRefusal("", r)
 	}
 }
 
-func (s *Server) termOutput(c *conn, f protocol.TermFrame, b []byte) error {
+func (s *Server) termOutput(cn *conn, f protocol.TermFrame, b []byte) error {
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
-	sh, err := s.ownShare(c, f.ShareID)
+	sh, err := s.ownShare(cn, f.ShareID)
 	if err != nil {
 		return err
 	}
@@ -233,14 +233,14 @@ func (s *Server) termOutput(c *conn, f protocol.TermFrame, b []byte) error {
 	return nil
 }
 
-func (s *Server) termInput(c *conn, f protocol.TermFrame, b []byte) error {
+func (s *Server) termInput(cn *conn, f protocol.TermFrame, b []byte) error {
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
 	sh := s.terms.shares[f.ShareID]
 	if sh == nil {
 		return refuse(kindNotFound, codeNotFound, "no terminal share %q is running", f.ShareID)
 	}
-	w := sh.watchers[c]
+	w := sh.watchers[cn]
 	switch {
 	case w == nil:
 		return refuse(kindForbidden, codeForbidden, "you are not watching terminal %q; send terminal.watch first", f.ShareID)
@@ -254,18 +254,18 @@ func (s *Server) termInput(c *conn, f protocol.TermFrame, b []byte) error {
 	return nil
 }
 
-func (s *Server) onTerminalResize(c *conn, env protocol.Envelope) error {
+func (s *Server) onTerminalResize(cn *conn, env protocol.Envelope) error {
 	var req protocol.TerminalResize
 	if err := decodeValid(env, &req); err != nil {
 		return err
 	}
-	ev, err := s.hub.event(protocol.TypeTerminalResize, c.user.Username, req)
+	ev, err := s.hub.event(protocol.TypeTerminalResize, cn.user.Username, req)
 	if err != nil {
 		return err
 	}
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
-	sh, err := s.ownShare(c, req.ShareID)
+	sh, err := s.ownShare(cn, req.ShareID)
 	if err != nil {
 		return err
 	}
@@ -274,14 +274,14 @@ func (s *Server) onTerminalResize(c *conn, env protocol.Envelope) error {
 	return nil
 }
 
-func (s *Server) onTerminalExit(c *conn, env protocol.Envelope) error {
+func (s *Server) onTerminalExit(cn *conn, env protocol.Envelope) error {
 	var req protocol.TerminalExit
 	if err := decodeValid(env, &req); err != nil {
 		return err
 	}
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
-	sh, err := s.ownShare(c, req.ShareID)
+	sh, err := s.ownShare(cn, req.ShareID)
 	if err != nil {
 		return err
 	}
@@ -292,8 +292,8 @@ func (s *Server) onTerminalExit(c *conn, env protocol.Envelope) error {
 // endShare tells the watchers and forgets sh; s.terms.mu must be held.
 func (s *Server) endShare(sh *share, exit protocol.TerminalExit) {
 	delete(s.terms.shares, sh.id)
-	for c := range sh.watchers {
-		s.sendShare(c, sh, protocol.TypeTerminalExit, exit)
+	for cn := range sh.watchers {
+		s.sendShare(cn, sh, protocol.TypeTerminalExit, exit)
 	}
 	s.log.Info("terminal share closed", "share_id", sh.id, "user", sh.owner.Username, "device_id", sh.deviceID,
 		"code", exit.Code, "reason", exit.Reason, "watchers", len(sh.watchers))
@@ -301,14 +301,14 @@ func (s *Server) endShare(sh *share, exit protocol.TerminalExit) {
 
 // dropConn forgets a closed session: the shares it served end, and the
 // shares it watched lose a viewer.
-func (s *Server) dropTerminals(c *conn) {
+func (s *Server) dropTerminals(cn *conn) {
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
 	for _, sh := range s.terms.shares {
-		if sh.sharer == c {
+		if sh.sharer == cn {
 			s.endShare(sh, protocol.TerminalExit{ShareID: sh.id, Code: -1, Reason: "the sharer disconnected"})
-		} else if _, ok := sh.watchers[c]; ok {
-			delete(sh.watchers, c)
+		} else if _, ok := sh.watchers[cn]; ok {
+			delete(sh.watchers, cn)
 			s.sendViewers(sh)
 		}
 	}

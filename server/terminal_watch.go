@@ -8,40 +8,40 @@ import (
 // refuseWatch is why u may not watch share id, and the way out.
 const refuseWatch = "not allowed to watch this terminal; the sharer can add you with --allow %s"
 
-// onTerminalWatch makes c a watcher: it gets terminal.open, the kept output,
+// onTerminalWatch makes cn a watcher: it gets terminal.open, the kept output,
 // then live output; the sharer learns the new viewers list.
-func (s *Server) onTerminalWatch(c *conn, env protocol.Envelope) error {
+func (s *Server) onTerminalWatch(cn *conn, env protocol.Envelope) error {
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
 	sh, err := s.namedShare(env)
 	if err != nil {
 		return err
 	}
-	if !sh.mayWatch(c.user) {
-		s.log.Info("terminal watch refused", "share_id", sh.id, "user", c.user.Username, "via", "websocket")
-		return refuse(kindForbidden, codeForbidden, refuseWatch, c.user.Username)
+	if !sh.mayWatch(cn.user) {
+		s.log.Info("terminal watch refused", "share_id", sh.id, "user", cn.user.Username, "via", "websocket")
+		return refuse(kindForbidden, codeForbidden, refuseWatch, cn.user.Username)
 	}
-	w := &watcher{user: c.user, mayType: sh.allowInput} // mayWatch held: owner or allowed
-	s.sendShare(c, sh, protocol.TypeTerminalOpen, sh.openFor(w))
+	w := &watcher{user: cn.user, mayType: sh.allowInput} // mayWatch held: owner or allowed
+	s.sendShare(cn, sh, protocol.TypeTerminalOpen, sh.openFor(w))
 	for _, f := range sh.replay() {
-		c.enqueue(f)
+		cn.enqueue(f)
 	}
-	sh.watchers[c] = w // live output from here on, after the replay
+	sh.watchers[cn] = w // live output from here on, after the replay
 	s.sendViewers(sh)
 	return nil
 }
 
-// onTerminalUnwatch stops relaying to c; unwatching a share one does not
+// onTerminalUnwatch stops relaying to cn; unwatching a share one does not
 // watch is harmless.
-func (s *Server) onTerminalUnwatch(c *conn, env protocol.Envelope) error {
+func (s *Server) onTerminalUnwatch(cn *conn, env protocol.Envelope) error {
 	s.terms.mu.Lock()
 	defer s.terms.mu.Unlock()
 	sh, err := s.namedShare(env)
 	if err != nil {
 		return err
 	}
-	if _, ok := sh.watchers[c]; ok {
-		delete(sh.watchers, c)
+	if _, ok := sh.watchers[cn]; ok {
+		delete(sh.watchers, cn)
 		s.sendViewers(sh)
 	}
 	return nil

@@ -15,8 +15,8 @@ import (
 // onTransferReport stores an agent's report of a transfer (metadata only).
 // Both sides of a session may report it; their reports merge into one
 // transfer of the reporting device's user.
-func (s *Server) onTransferReport(ctx context.Context, c *conn, env protocol.Envelope) error {
-	if c.device.ID == "" {
+func (s *Server) onTransferReport(ctx context.Context, cn *conn, env protocol.Envelope) error {
+	if cn.device.ID == "" {
 		return refuse(kindForbidden, codeForbidden, "only agents (device tokens) report transfers")
 	}
 	var r protocol.TransferReport
@@ -26,12 +26,12 @@ func (s *Server) onTransferReport(ctx context.Context, c *conn, env protocol.Env
 	if r.Side == "" {
 		r.Side = protocol.SideReceiver // agents that predate the field reported only from there
 	}
-	t, err := s.store.PutTransfer(ctx, c.user.ID, r.SessionID, func(t *store.Transfer) { mergeReport(t, r) })
+	t, err := s.store.PutTransfer(ctx, cn.user.ID, r.SessionID, func(t *store.Transfer) { mergeReport(t, r) })
 	if err != nil {
 		return err
 	}
 	if r.Side == protocol.SideReceiver { // "file received" is the receiver's news to tell
-		s.pushFile(ctx, c.user, r)
+		s.pushFile(ctx, cn.user, r)
 	}
 	s.log.Info("transfer reported", "id", t.ID, "session_id", r.SessionID, "side", r.Side, "from", r.FromDevice, "to", r.ToDevice,
 		"bytes", r.Size, "outcome", r.Outcome, "reason", r.Reason, "duration_ms", r.DurationMS, "verdict", t.Outcome)
@@ -137,7 +137,7 @@ func (s *Server) listTransfers(c echo.Context) error {
 // one of the user's devices to send files to another of them. The server
 // checks ownership and relays; the agent checks its send_dirs and sends
 // directly, and the outcome arrives as a transfer.report like any other.
-func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Envelope) error {
+func (s *Server) onTransferStart(ctx context.Context, cn *conn, env protocol.Envelope) error {
 	var req protocol.TransferStart
 	if err := decodeValid(env, &req); err != nil {
 		return err
@@ -145,7 +145,7 @@ func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Enve
 	req.RefID = ""
 	for _, id := range []*string{&req.FromDevice, &req.ToDevice} {
 		d, err := s.store.DeviceByID(ctx, *id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != c.user.ID) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != cn.user.ID) {
 			return refuse(kindNotFound, codeDeviceNotFound, "you have no device %q", *id)
 		} else if err != nil {
 			return err
@@ -156,13 +156,13 @@ func (s *Server) onTransferStart(ctx context.Context, c *conn, env protocol.Enve
 	if fc == nil {
 		return refuse(kindConflict, codeDeviceOffline, "device %q is offline: start 'mesh agent run' on it", req.FromDevice)
 	}
-	ev, err := s.hub.event(protocol.TypeTransferStart, c.user.Username, req)
+	ev, err := s.hub.event(protocol.TypeTransferStart, cn.user.Username, req)
 	if err != nil {
 		return err
 	}
 	fc.enqueue(ev)
 	req.RefID = env.ID
-	c.sendTo(protocol.TypeTransferStart, req) // accepted: the browser waits for the report
-	s.log.Info("transfer requested", "user", c.user.Username, "from", req.FromDevice, "to", req.ToDevice, "paths", len(req.Paths))
+	cn.sendTo(protocol.TypeTransferStart, req) // accepted: the browser waits for the report
+	s.log.Info("transfer requested", "user", cn.user.Username, "from", req.FromDevice, "to", req.ToDevice, "paths", len(req.Paths))
 	return nil
 }
