@@ -16,7 +16,8 @@ import (
 	"mesh/store"
 )
 
-// Login throttling (SPEC §2): failures within the window per key.
+// Login throttling: 429 after this many failures within the window, per
+// username and per client address.
 const (
 	throttleWindow  = 15 * time.Minute
 	maxUserFailures = 10
@@ -42,7 +43,9 @@ type meAnswer struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// checkUsername applies SPEC §2's rule and returns the canonical (lower-case) name.
+// checkUsername applies the account rule (3-32 of a-z 0-9 _ . -, compared
+// case-insensitively) and returns the canonical (lower-case) name. Its
+// refusal reads as plain text, so the admin CLI prints it as it is.
 func checkUsername(name string) (string, error) {
 	n := strings.ToLower(name)
 	if l := utf8.RuneCountInString(n); l < 3 || l > 32 {

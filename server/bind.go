@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// maxBody caps every request body (SPEC §2).
+// maxBody caps every request body: the API promises 413 past 64 KiB.
 const maxBody = 64 << 10
 
 // bind decodes the body as one JSON object whatever the Content-Type, and

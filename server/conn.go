@@ -84,7 +84,8 @@ type connHooks struct {
 }
 
 // newUpgrader: small buffers and a shared write pool keep idle sessions
-// cheap (FACTS.md).
+// cheap (measured: 7.8 KiB per connection against 25.7 KiB with gorilla's
+// defaults, counting the return from the handler after the upgrade).
 func newUpgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
 		ReadBufferSize:  512,
@@ -343,7 +344,7 @@ func (cn *conn) readLoop() {
 }
 
 // Terminal output a sharer may send: far above what a terminal produces
-// (FACTS.md: ~24 MB/s flat out), low enough to stop a flood.
+// (a PTY's output measured ~24 MB/s flat out), low enough to stop a flood.
 const (
 	shareBytesPerSec = 32 << 20
 	shareBurst       = 64 << 20

@@ -24,7 +24,7 @@ func TestLoginRefusesPasswordPastBcryptLimit(t *testing.T) {
 	}
 }
 
-// SPEC: bodies of at most 64 KiB; 65,536 bytes is in, 65,537 is out.
+// Bodies of at most 64 KiB: 65,536 bytes is in, 65,537 is out.
 func TestBodyLimitIsInclusive(t *testing.T) {
 	t.Parallel()
 	ts := openServer(t)
