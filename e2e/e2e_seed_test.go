@@ -56,31 +56,25 @@ func TestSeedP2PFlow(t *testing.T) {
 
 	// The receiver reports the device that bound the session as the sender
 	// (refused senders may report their failures beside it).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var l struct {
-			Transfers []struct {
-				SessionID  string `json:"session_id"`
-				FromDevice string `json:"from_device"`
-				Outcome    string `json:"outcome"`
-			}
+	var l struct {
+		Transfers []struct {
+			SessionID  string `json:"session_id"`
+			FromDevice string `json:"from_device"`
+			Outcome    string `json:"outcome"`
 		}
+	}
+	var ok []string // senders of the seed session's successful transfers
+	eventually(t, 10*time.Second, func() bool {
+		l.Transfers, ok = nil, nil
 		getJSON(t, srv.url+"/api/transfers", tok, &l)
-		var ok []string // senders of the seed session's successful transfers
 		for _, tr := range l.Transfers {
 			if tr.SessionID == sess.SessionID && tr.Outcome == "ok" {
 				ok = append(ok, tr.FromDevice)
 			}
 		}
-		if len(ok) > 0 {
-			if len(ok) != 1 || ok[0] != "device-a" {
-				t.Fatalf("transfers reported: %+v, want one ok from device-a", l)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers reported: %+v, want the seed session's", l)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process
+		return len(ok) > 0
+	}, "transfers reported: %+v, want the seed session's", &l)
+	if len(ok) != 1 || ok[0] != "device-a" {
+		t.Fatalf("transfers reported: %+v, want one ok from device-a", l)
 	}
 }

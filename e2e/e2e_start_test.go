@@ -43,33 +43,25 @@ func TestTransferStartedFromTheWebApp(t *testing.T) {
 	}
 	start(file)
 	landed := filepath.Join(w.home.inbox(), "notes.txt")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if b, err := os.ReadFile(landed); err == nil && string(b) == "sent from the web app\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never arrived", landed)
-		}
-		time.Sleep(20 * time.Millisecond) // polling another process's work
-	}
+	eventually(t, 20*time.Second, func() bool {
+		b, err := os.ReadFile(landed)
+		return err == nil && string(b) == "sent from the web app\n"
+	}, "%s never arrived", landed)
 
 	start("/etc/hostname") // not in send_dirs
-	for {
-		var l struct {
-			Transfers []struct {
-				Name, Outcome string
-			} `json:"transfers"`
-		}
+	var l struct {
+		Transfers []struct {
+			Name, Outcome string
+		} `json:"transfers"`
+	}
+	eventually(t, 20*time.Second, func() bool {
+		l.Transfers = nil
 		getJSON(t, w.srv.url+"/api/transfers", w.tok, &l)
 		for _, tr := range l.Transfers {
 			if tr.Name == "hostname" && tr.Outcome == protocol.OutcomeFailed {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("no failed transfer reported for a path outside send_dirs: %+v", l)
-		}
-		time.Sleep(20 * time.Millisecond) // as above
-	}
+		return false
+	}, "no failed transfer reported for a path outside send_dirs: %+v", &l)
 }

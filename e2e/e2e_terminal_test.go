@@ -21,18 +21,12 @@ func (p *proc) typeIn(t *testing.T, s string) {
 	}
 }
 
-// waitOutput polls the process's output (an outside process: nothing to
-// wait on) until it contains s.
+// waitOutput polls the process's output until it contains s.
 func (p *proc) waitOutput(t *testing.T, s string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(p.out.String(), s) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll(20*time.Second, 10*time.Millisecond, func() bool { return strings.Contains(p.out.String(), s) }) {
+		t.Fatalf("output never showed %q; it is:\n%s", s, p.out.String())
 	}
-	t.Fatalf("output never showed %q; it is:\n%s", s, p.out.String())
 }
 
 // exit waits for the process and returns its exit code.

@@ -127,8 +127,7 @@ func trustingClient(t *testing.T, certFile string) *http.Client {
 // waitOnlineWith is waitOnline through client (which trusts the server's certificate).
 func waitOnlineWith(t *testing.T, client *http.Client, server, tok, device string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually(t, 20*time.Second, func() bool {
 		req, err := http.NewRequest(http.MethodGet, server+"/api/devices", nil)
 		if err != nil {
 			t.Fatal(err)
@@ -151,12 +150,11 @@ func waitOnlineWith(t *testing.T, client *http.Client, server, tok, device strin
 		}
 		for _, d := range l.Devices {
 			if d.DeviceID == device && d.Online {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process: there is nothing to wait on
-	}
-	t.Fatalf("device %s not online within 20 s", device)
+		return false
+	}, "device %s not online within 20 s", device)
 }
 
 // writeTestCert writes a self-signed certificate for 127.0.0.1 and its key into dir.

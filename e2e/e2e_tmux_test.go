@@ -42,14 +42,9 @@ func (tm *tmux) screen() string { return tm.run("capture-pane", "-p", "-t", "mai
 // waitScreen polls the pane (tmux is an outside process) until it shows s.
 func (tm *tmux) waitScreen(s string) {
 	tm.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(tm.screen(), s) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !poll(20*time.Second, 20*time.Millisecond, func() bool { return strings.Contains(tm.screen(), s) }) {
+		tm.t.Fatalf("the pane never showed %q; it shows:\n%s", s, tm.screen())
 	}
-	tm.t.Fatalf("the pane never showed %q; it shows:\n%s", s, tm.screen())
 }
 
 // TestShareTerminalUnderTmux runs the real binary in a real terminal: the
@@ -82,15 +77,11 @@ func TestShareTerminalUnderTmux(t *testing.T) {
 
 	tm.run("send-keys", "-t", "main", "exit 3", "Enter")
 	tm.waitScreen("mesh-exited-3")
-	deadline := time.Now().Add(10 * time.Second)
 	var st []byte
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(after); err == nil && len(b) > 0 {
-			st = b
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // the pane's shell writes it after mesh exits
-	}
+	poll(10*time.Second, 20*time.Millisecond, func() bool { // the pane's shell writes it after mesh exits
+		st, _ = os.ReadFile(after)
+		return len(st) > 0
+	})
 	modes := " " + strings.Join(strings.Fields(string(st)), " ") + " "
 	for _, want := range []string{" icanon ", " echo ", " isig ", " opost "} {
 		if !strings.Contains(modes, want) {

@@ -28,20 +28,20 @@ type listed struct {
 // accepts an entry, and returns it.
 func waitListed(t *testing.T, w *meshWorld, what string, ok func(listed) bool) listed {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var l struct{ Transfers []listed }
+	var l struct{ Transfers []listed }
+	var found listed
+	eventually(t, 15*time.Second, func() bool {
+		l.Transfers = nil
 		getJSON(t, w.srv.url+"/api/transfers", w.tok, &l)
 		for _, tr := range l.Transfers {
 			if ok(tr) {
-				return tr
+				found = tr
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /api/transfers never listed %s: %+v", what, l.Transfers)
-		}
-		time.Sleep(20 * time.Millisecond) // polling what another process reports
-	}
+		return false
+	}, "GET /api/transfers never listed %s: %+v", what, &l.Transfers)
+	return found
 }
 
 // TestFailedSendsAreListed: a send that never reached its receiver, and one
@@ -80,15 +80,12 @@ func TestFailedSendsAreListed(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	part := filepath.Join(w.home.inbox(), "big.bin.part")
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if fi, err := os.Stat(part); err == nil && fi.Size() >= 16<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("no 16 MB of big.bin.part within 60 s\n%s", output.String())
-		}
-		time.Sleep(2 * time.Millisecond) // polling a file another process writes
+	if !poll(60*time.Second, 2*time.Millisecond, func() bool {
+		fi, err := os.Stat(part)
+		return err == nil && fi.Size() >= 16<<20
+	}) {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no 16 MB of big.bin.part within 60 s\n%s", output.String())
 	}
 	if err := w.homeAgent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -141,14 +138,8 @@ func TestReceivedModesAndStaleParts(t *testing.T) {
 	}
 	w.home.env = append(w.home.env, "MESH_AGENT_PART_MAX_AGE=2h")
 	logs := runWithUmask(t, w.home, srv.url, w.tok, 0o077)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := os.Stat(stale); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s survived the agent's start\n%s", stale, logs.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling what another process does
+	if !poll(10*time.Second, 10*time.Millisecond, func() bool { _, err := os.Stat(stale); return err != nil }) {
+		t.Fatalf("%s survived the agent's start\n%s", stale, logs.String())
 	}
 	for _, p := range []string{fresh, other} {
 		if _, err := os.Stat(p); err != nil {

@@ -85,23 +85,17 @@ func TestAgentSendsFilesAndTrees(t *testing.T) {
 		t.Errorf("second copy: %v", err)
 	}
 	// The receiving agent reported both transfers (metadata only).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var l struct {
-			Transfers []struct {
-				Name, Outcome string
-				Direct        bool
-			}
+	var l struct {
+		Transfers []struct {
+			Name, Outcome string
+			Direct        bool
 		}
-		getJSON(t, w.srv.url+"/api/transfers", w.tok, &l)
-		if len(l.Transfers) >= 2 && l.Transfers[0].Outcome == "ok" && l.Transfers[0].Direct {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("transfers reported: %+v", l)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process
 	}
+	eventually(t, 10*time.Second, func() bool {
+		l.Transfers = nil
+		getJSON(t, w.srv.url+"/api/transfers", w.tok, &l)
+		return len(l.Transfers) >= 2 && l.Transfers[0].Outcome == "ok" && l.Transfers[0].Direct
+	}, "transfers reported: %+v", &l)
 	if matches, _ := filepath.Glob(filepath.Join(inbox, "*.part")); len(matches) > 0 {
 		t.Errorf("stray .part files: %v", matches)
 	}
@@ -120,16 +114,12 @@ func TestAgentResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	part := filepath.Join(w.home.inbox(), "big.bin.part")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if fi, err := os.Stat(part); err == nil && fi.Size() >= 40<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("no 40 MB of big.bin.part within 60 s\n%s", w.homeAgent.out.String())
-		}
-		time.Sleep(2 * time.Millisecond) // polling a file another process writes
+	if !poll(60*time.Second, 2*time.Millisecond, func() bool {
+		fi, err := os.Stat(part)
+		return err == nil && fi.Size() >= 40<<20
+	}) {
+		_ = cmd.Process.Kill()
+		t.Fatalf("no 40 MB of big.bin.part within 60 s\n%s", w.homeAgent.out.String())
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait() // killed: its error is expected

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -426,8 +425,7 @@ func TestWebTerminal(t *testing.T) {
 // its id before it has told the server.
 func waitShared(t *testing.T, base, tok, id string) {
 	t.Helper()
-	deadline := time.Now().Add(webWait)
-	for time.Now().Before(deadline) {
+	eventually(t, webWait, func() bool {
 		var l struct {
 			Terminals []struct {
 				ShareID string `json:"share_id"`
@@ -436,12 +434,11 @@ func waitShared(t *testing.T, base, tok, id string) {
 		getJSON(t, base+"/api/terminals", tok, &l)
 		for _, s := range l.Terminals {
 			if s.ShareID == id {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // polling an outside process: there is nothing to wait on
-	}
-	t.Fatalf("GET /api/terminals never listed share %s", id)
+		return false
+	}, "GET /api/terminals never listed share %s", id)
 }
 
 // TestWebTransferStart: from the transfers page, alice has her laptop send

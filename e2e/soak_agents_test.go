@@ -142,7 +142,7 @@ func (s *soak) sendRetrying(path string, d time.Duration) (string, error) {
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("send-file failed %d times; last: %v\n%s", tries, err, p.out.String())
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // a pause between retries, not a wait
 	}
 }
 
@@ -154,26 +154,27 @@ func (s *soak) transferWithAgentKill(path, name string, size int64) (string, err
 		return "", err
 	}
 	part := filepath.Join(s.home.inbox(), name+".part")
-	deadline := time.Now().Add(2 * time.Minute)
 	var at int64
-	for at < size/4 {
+	var finished bool
+	if !poll(2*time.Minute, time.Millisecond, func() bool {
 		select {
-		case err := <-p.done:
-			return "", fmt.Errorf("send finished (%v) before a quarter arrived; the file is too small to interrupt:\n%s", err, p.out.String())
+		case <-p.exited:
+			finished = true
+			return true
 		default:
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return "", fmt.Errorf("no quarter of %s arrived within 2 minutes", name)
 		}
 		if fi, err := os.Stat(part); err == nil {
 			at = fi.Size()
 		}
-		time.Sleep(time.Millisecond) // polling a file another process writes
+		return at >= size/4
+	}) {
+		p.stop()
+		return "", fmt.Errorf("no quarter of %s arrived within 2 minutes", name)
 	}
-	_ = s.homeAgent.cmd.Process.Kill()
-	<-s.homeAgent.done
-	s.homeAgent.once.Do(func() {})
+	if finished {
+		return "", fmt.Errorf("send finished (%v) before a quarter arrived; the file is too small to interrupt:\n%s", <-p.done, p.out.String())
+	}
+	s.homeAgent.kill()
 	killedAt := at
 	senderErr := <-p.done // the peer vanished: the sender must fail, saying so
 	msg := lastLine(p.out.String())
@@ -253,15 +254,14 @@ func (s *soak) terminalShare(ctx context.Context, t *testing.T) string {
 	}
 	defer sharer.stop()
 	var id string
-	deadline := time.Now().Add(60 * time.Second)
-	for id == "" && time.Now().Before(deadline) {
+	poll(60*time.Second, 20*time.Millisecond, func() bool {
 		for line := range strings.Lines(sharer.out.String()) {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "share: "); ok && strings.Contains(sharer.out.String(), "join-terminal ") {
 				id = v
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // an outside process
-	}
+		return id != ""
+	})
 	if id == "" {
 		s.fail("share-terminal printed no share id:\n%s", sharer.out.String())
 		return "FAILED: no share id"

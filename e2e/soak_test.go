@@ -179,7 +179,7 @@ func (s *soak) killServer(t *testing.T) {
 		if srv, err = launchServer(serverOpts{dir: s.dir, addr: s.addr, env: soakEnv}); err == nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a pause between retries
 	}
 	if err != nil {
 		t.Fatalf("restart after SIGKILL: %v", err)
@@ -187,10 +187,7 @@ func (s *soak) killServer(t *testing.T) {
 	restarted := time.Since(s.killAt)
 	s.srv = srv
 	t.Cleanup(srv.halt)
-	deadline := time.Now().Add(2 * time.Minute)
-	for s.connected.Load() < int64(len(s.users)) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // counting other goroutines' reconnects
-	}
+	poll(2*time.Minute, 50*time.Millisecond, func() bool { return s.connected.Load() >= int64(len(s.users)) }) // the report says how many
 	back := time.Since(s.killAt)
 	s.mu.Lock()
 	s.backAt = time.Now()
@@ -202,30 +199,22 @@ func (s *soak) killServer(t *testing.T) {
 
 func (s *soak) waitConnected(t *testing.T, n int, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for s.connected.Load() < int64(n) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d users connected within %s\n%s", s.connected.Load(), n, d, s.srv.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // other goroutines dial
+	if !poll(d, 20*time.Millisecond, func() bool { return s.connected.Load() >= int64(n) }) {
+		t.Fatalf("only %d of %d users connected within %s\n%s", s.connected.Load(), n, d, s.srv.logs.String())
 	}
 }
 
 // waitAcked waits until no user has an unacknowledged send.
 func (s *soak) waitAcked(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	poll(d, 50*time.Millisecond, func() bool { // the report counts what is still pending
 		n := 0
 		for _, u := range s.users {
 			u.mu.Lock()
 			n += len(u.pending)
 			u.mu.Unlock()
 		}
-		if n == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 0
+	})
 }
 
 // post is a JSON POST that returns an error instead of failing a test, so
