@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -211,4 +213,101 @@ func (s *Server) changePassword(c echo.Context) error {
 	s.hub.endCredentials(nu.ID, nu.TokenGen)
 	s.log.Info("password changed", "user", u.Username, "ip", c.RealIP())
 	return s.answerToken(c, http.StatusOK, nu)
+}
+
+// AddUser creates an account from the admin CLI, whatever the registration
+// policy, with the same name and password rules as the API.
+func AddUser(ctx context.Context, st *store.Store, cfg AuthConfig, username, password string, admin bool) (store.User, error) {
+	name, err := checkUsername(username)
+	if err != nil {
+		return store.User{}, err
+	}
+	hash, err := hashPassword(password, cfg.BcryptCost)
+	if err != nil {
+		return store.User{}, err
+	}
+	u, err := st.AddUser(ctx, name, hash, admin)
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, fmt.Errorf("username %q is taken; pick another or use 'mesh user passwd'", name)
+	}
+	return u, err
+}
+
+// SetPassword replaces a user's password from the admin CLI.
+func SetPassword(ctx context.Context, st *store.Store, cfg AuthConfig, username, password string) error {
+	hash, err := hashPassword(password, cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	if err := st.SetPassword(ctx, username, hash); errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q; 'mesh user list' shows who exists", username)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// CreateInvite makes a single-use invite code valid for cfg.InviteTTL.
+func CreateInvite(ctx context.Context, st *store.Store, cfg AuthConfig) (string, error) {
+	return st.CreateInvite(ctx, 0, cfg.InviteTTL)
+}
+
+// throttle counts failed logins per key in a sliding window. It keeps only
+// failure times, so memory is bounded by attackers' failures in one window.
+type throttle struct {
+	window time.Duration
+	mu     sync.Mutex // guards fails
+	fails  map[string][]time.Time
+}
+
+func newThrottle(window time.Duration) *throttle {
+	return &throttle{window: window, fails: make(map[string][]time.Time)}
+}
+
+// wait returns how long key must wait before another attempt, 0 if it may
+// try now, given that limit failures within the window block it.
+func (t *throttle) wait(key string, limit int, now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fs := t.prune(key, now)
+	if len(fs) < limit {
+		return 0
+	}
+	// Blocked until enough of the oldest failures leave the window.
+	return fs[len(fs)-limit].Add(t.window).Sub(now)
+}
+
+// fail records one failure for key.
+func (t *throttle) fail(key string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fails[key] = append(t.prune(key, now), now)
+	if len(t.fails) > 4096 {
+		for k := range t.fails {
+			t.prune(k, now)
+		}
+	}
+}
+
+// reset forgets key's failures (after a successful login).
+func (t *throttle) reset(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.fails, key)
+}
+
+// prune drops failures older than the window; t.mu must be held.
+func (t *throttle) prune(key string, now time.Time) []time.Time {
+	fs := t.fails[key]
+	i := 0
+	for i < len(fs) && now.Sub(fs[i]) >= t.window {
+		i++
+	}
+	fs = fs[i:]
+	if len(fs) == 0 {
+		delete(t.fails, key)
+		return nil
+	}
+	t.fails[key] = fs
+	return fs
 }
