@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +15,6 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/gorilla/websocket"
-
-	"mesh/protocol"
 )
 
 // The web tests drive the real web app in headless Chromium (chromedp)
@@ -355,163 +351,4 @@ func (tb *tab) waitMessage(from, text string) string {
 func (tb *tab) seqs() []int64 {
 	tb.t.Helper()
 	return eval[[]int64](tb, `[...document.querySelectorAll('#messages .message[data-seq]')].map(m => Number(m.dataset.seq))`)
-}
-
-// screenshot saves the viewport as name in t.TempDir(), and also in
-// $MESH_SCREENSHOT_DIR when it is set (to refresh docs/screenshots/).
-func (tb *tab) screenshot(name string) {
-	tb.t.Helper()
-	png := run(tb, "screenshot", chromedp.CaptureScreenshot())
-	dirs := []string{tb.t.TempDir()}
-	if d := os.Getenv("MESH_SCREENSHOT_DIR"); d != "" {
-		dirs = append(dirs, d)
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			tb.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			tb.t.Fatal(err)
-		}
-		tb.t.Logf("screenshot of %s's %s: %s", tb.user, strings.TrimSuffix(name, ".png"), p)
-	}
-}
-
-// fail ends the test with msg and, for every open tab, its address, text,
-// console and a screenshot kept after the test (in a new temporary
-// directory, never in $MESH_SCREENSHOT_DIR).
-func (tb *tab) fail(format string, args ...any) {
-	tb.t.Helper()
-	var report strings.Builder
-	for _, o := range tb.b.tabs {
-		report.WriteString(o.describe())
-	}
-	tb.t.Fatalf("%s: %s%s", tb.user, fmt.Sprintf(format, args...), report.String())
-}
-
-// describe reports what the tab shows, without failing.
-func (tb *tab) describe() string {
-	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
-	defer cancel()
-	loc, err := chromedp.Run(ctx, chromedp.Evaluate[string]("location.href"))
-	if err != nil {
-		loc = "(unknown: " + err.Error() + ")"
-	}
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : '(no body)'`))
-	if err != nil {
-		text = "(unreadable: " + err.Error() + ")"
-	}
-	if len(text) > 4000 {
-		text = strings.ToValidUTF8(text[:4000], "") + "\n…"
-	}
-	shot := "(none)"
-	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
-		shot = failureShot(tb.t, tb.user, png)
-	}
-	return fmt.Sprintf("\n--- %s's page %s, text:\n%s\n--- %s's screenshot: %s\n--- %s's console:\n%s",
-		tb.user, loc, text, tb.user, shot, tb.user, tail(tb.console.String(), 40))
-}
-
-// failureShot writes a failure screenshot where it outlives the test.
-func failureShot(t *testing.T, user string, png []byte) string {
-	dir, err := os.MkdirTemp("", "mesh-web-failure-")
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	p := filepath.Join(dir, strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())+"-"+user+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		return "(" + err.Error() + ")"
-	}
-	return p
-}
-
-// tail is the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// webServer is a `mesh serve` that a test may take down and bring back up
-// on the same address and database.
-type webServer struct {
-	*meshServer
-	dir  string
-	env  []string
-	down bool
-}
-
-// startWebServer runs `mesh serve` with open registration; its log is
-// shown if the test fails. Start it after newBrowser, so that the tabs
-// (opened later) close before it stops.
-func startWebServer(t *testing.T, env ...string) *webServer {
-	t.Helper()
-	s := &webServer{dir: t.TempDir(), env: append([]string{"MESH_AUTH_BCRYPT_COST=4", "MESH_AUTH_REGISTRATION=open"}, env...)}
-	s.meshServer = startServer(t, serverOpts{dir: s.dir, env: s.env})
-	s.stopAtCleanup(t)
-	return s
-}
-
-// stopAtCleanup stops the server when the test ends, showing its log if
-// the test failed, before startServer's own cleanup (registered earlier,
-// so it runs later) would stop it without the log.
-func (s *webServer) stopAtCleanup(t *testing.T) {
-	t.Cleanup(func() {
-		if !s.down {
-			s.stopAndLog(t)
-		}
-	})
-}
-
-// stopAndLog stops the server, showing its log if the test failed.
-func (s *webServer) stopAndLog(t *testing.T) {
-	t.Helper()
-	s.down = true
-	if logs := s.stop(t); t.Failed() {
-		t.Logf("mesh serve log:\n%s", tail(logs, 60))
-	}
-}
-
-// restart starts the stopped server again on its address.
-func (s *webServer) restart(t *testing.T) {
-	t.Helper()
-	s.meshServer = startServer(t, serverOpts{dir: s.dir, env: s.env, addr: s.addr()})
-	s.down = false
-	s.stopAtCleanup(t)
-}
-
-// seedMessages sends n messages "history N" to room over one WebSocket
-// and waits until the server has stored them all.
-func seedMessages(t *testing.T, base, tok string, room int64, n int) {
-	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(wsURL(base, tok), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	if err := benchSend(ws, protocol.TypeSystemHello, "hello", nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := benchWaitFor(ws, protocol.TypeSystemWelcome, webWait); err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= n; i++ {
-		id := fmt.Sprintf("seed-%d", i)
-		if err := benchSend(ws, protocol.TypeChatSend, id, protocol.ChatSend{RoomID: room, Text: fmt.Sprintf("history %d", i), ClientMsgID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for acked := 0; acked < n; {
-		env, err := benchWaitFor(ws, protocol.TypeChatCreated, webWait)
-		if err != nil {
-			t.Fatalf("after %d of %d acknowledgements: %v", acked, n, err)
-		}
-		var cc protocol.ChatCreated
-		if env.Unmarshal(&cc) == nil && cc.RefID != "" {
-			acked++
-		}
-	}
 }
