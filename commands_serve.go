@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"mesh/protocol"
 	"mesh/server"
 	"mesh/store"
 )
@@ -69,7 +70,7 @@ func runServe(c *cli.Context) error {
 				"or forward port 80 to another port and set --acme-http)", cfg.HTTP.ACMEHTTP, err)
 		}
 	}
-	log.Info("mesh serving", "version", server.Version, "addr", ln.Addr().String(), "tls", cfg.HTTP.TLS(), "db", cfg.HTTP.DB)
+	log.Info("mesh serving", "version", protocol.Version, "addr", ln.Addr().String(), "tls", cfg.HTTP.TLS(), "db", cfg.HTTP.DB)
 	if cfg.HTTP.PublicURL == "" {
 		cfg.HTTP.Listen = ln.Addr().String() // the real port when asked for :0
 	}

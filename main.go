@@ -17,7 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"mesh/server"
+	"mesh/protocol"
 	"mesh/store"
 )
 
@@ -38,7 +38,7 @@ func newApp() *cli.App {
 		Usage: "self-hosted chat, calls, file transfer and terminal sharing in one binary",
 		Description: "Run 'mesh serve' on a home server, open the URL it prints, and register:\n" +
 			"the first account becomes admin. Run 'mesh user invite' to let others join.",
-		Version:         server.Version,
+		Version:         protocol.Version,
 		HideVersion:     true,
 		Suggest:         true,
 		HideHelpCommand: true,
@@ -46,7 +46,7 @@ func newApp() *cli.App {
 			Name:  "version",
 			Usage: "print the version of this binary",
 			Action: func(c *cli.Context) error {
-				fmt.Fprintf(c.App.Writer, "mesh %s\n", server.Version)
+				fmt.Fprintf(c.App.Writer, "mesh %s\n", protocol.Version)
 				return nil
 			},
 		}},

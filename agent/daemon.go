@@ -16,9 +16,6 @@ import (
 	"mesh/transfer"
 )
 
-// Version is the agent version announced to the server.
-const Version = "0.1.0"
-
 // Daemon is `mesh agent run`: it stays connected to the server, learns of
 // sessions meant for this device, and receives files over QUIC.
 type Daemon struct {
@@ -77,7 +74,7 @@ func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	d.link = &link{cfg: d.cfg, log: d.log.With("component", "link"),
 		onEvent: func(env protocol.Envelope) { d.onEvent(ctx, &sends, env) },
-		hello:   protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: Version}}
+		hello:   protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: protocol.Version}}
 	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
 	g.Go(func() error { return ep.Serve(ctx, d.handle) })
 	g.Go(func() error { return d.link.run(ctx) })

@@ -110,7 +110,7 @@ func reportOnce(ctx context.Context, cfg Config, r protocol.TransferReport) erro
 		payload any
 	}{
 		{"report", protocol.TypeTransferReport, r},
-		{"hello", protocol.TypeSystemHello, protocol.Hello{DeviceID: cfg.DeviceID, Version: Version}},
+		{"hello", protocol.TypeSystemHello, protocol.Hello{DeviceID: cfg.DeviceID, Version: protocol.Version}},
 	}
 	for _, f := range frames {
 		p, err := json.Marshal(f.payload)

@@ -147,7 +147,7 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 	}
 	defer ep.Close()
 	sh.link = &link{cfg: sh.cfg, log: sh.log.With("component", "link"), onEvent: sh.onEvent, onBinary: sh.onBinary, onUp: sh.announce,
-		hello: protocol.Hello{DeviceID: sh.cfg.DeviceID, QUICPort: pc.LocalAddr().(*net.UDPAddr).Port, Fingerprint: id.Fingerprint, Version: Version}}
+		hello: protocol.Hello{DeviceID: sh.cfg.DeviceID, QUICPort: pc.LocalAddr().(*net.UDPAddr).Port, Fingerprint: id.Fingerprint, Version: protocol.Version}}
 	relay.link = sh.link
 	sh.registered = make(chan struct{})
 

@@ -126,7 +126,7 @@ func (s *Server) onHello(cn *conn, env protocol.Envelope) error {
 	cn.sendTo(protocol.TypeSystemWelcome, protocol.Welcome{
 		User:          protocol.UserRef{ID: cn.user.ID, Username: cn.user.Username},
 		DeviceID:      deviceID,
-		ServerVersion: Version,
+		ServerVersion: protocol.Version,
 		RefID:         env.ID,
 	})
 	return nil

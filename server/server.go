@@ -36,9 +36,6 @@ import (
 	"mesh/store"
 )
 
-// Version is the server version reported to clients.
-const Version = "0.1.0"
-
 // Server is one `mesh serve`. Create it with [New], run it with [Serve].
 type Server struct {
 	cfg       Config
