@@ -17,10 +17,10 @@ import (
 	"time"
 )
 
-// This file and harness_agent_test.go are the one harness of the
-// black-box tests: the binary, a `mesh serve` handle, polling with a
-// deadline for what another process does; an agent's machine and its
-// processes.
+// This file, harness_agent_test.go and harness_http_test.go are the one
+// harness of the black-box tests: the binary, a `mesh serve` handle,
+// polling with a deadline for what another process does; an agent's
+// machine and its processes; HTTP and WebSocket client helpers.
 
 // meshBin is the real binary, built once per test run from the module root.
 var meshBin string
