@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +18,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
+// appMu serialises in-process runs: every cli.App shares urfave/cli's
+// global help flag, which each run writes to. The binary runs one app.
+var appMu sync.Mutex
+
 // run runs the CLI in this process, as the binary would with args, and
 // returns what it wrote to stdout and stderr.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	appMu.Lock()
+	defer appMu.Unlock()
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
