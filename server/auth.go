@@ -158,7 +158,15 @@ func (s *Server) watchCredentials(ctx context.Context) {
 // endCredentials closes userID's sessions opened with credentials older
 // than generation gen.
 func (h *hub) endCredentials(userID, gen int64) {
-	for _, cn := range h.sessions(func(cn *conn) bool { return cn.user.ID == userID && cn.user.TokenGen < gen }) {
+	h.mu.RLock()
+	var stale []*conn
+	for cn := range h.conns[userID] {
+		if cn.user.TokenGen < gen {
+			stale = append(stale, cn)
+		}
+	}
+	h.mu.RUnlock()
+	for _, cn := range stale { // outside the lock, as closeDevice does
 		if cn.close(websocket.ClosePolicyViolation, "credentials ended by a password change; log in again") {
 			h.log.Info("session ended: password changed", "user", cn.user.Username, "device_id", cn.device.ID)
 		}

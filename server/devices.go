@@ -83,7 +83,7 @@ func (s *Server) listDevices(c echo.Context) error {
 	}
 	out := make([]deviceAnswer, len(ds))
 	for i, d := range ds {
-		out[i] = deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint}
+		out[i] = s.deviceAnswer(d)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }
@@ -113,16 +113,17 @@ func (s *Server) getDevice(c echo.Context) error {
 		return refuse(kindLoginRequired, codeUserLoginRequired,
 			"a device token may read only its own entry %q; log in as the user to see the others", d.ID)
 	}
-	ds, err := s.store.Devices(c.Request().Context(), u.ID)
-	if err != nil {
+	d, err := s.store.DeviceByID(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && d.UserID != u.ID) {
+		return refuse(kindNotFound, codeNotFound, "you have no device %q", id)
+	} else if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		if sameDeviceID(d.ID, id) {
-			return c.JSON(http.StatusOK, deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint})
-		}
-	}
-	return refuse(kindNotFound, codeNotFound, "you have no device %q", id)
+	return c.JSON(http.StatusOK, s.deviceAnswer(d))
+}
+
+func (s *Server) deviceAnswer(d store.Device) deviceAnswer {
+	return deviceAnswer{DeviceID: d.ID, Online: s.hub.deviceReady(d.ID), LastSeen: d.LastSeen, Fingerprint: d.Fingerprint}
 }
 
 // sameDeviceID compares device ids the way usernames are compared.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -224,7 +223,7 @@ func (s *Server) getSession(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if d, ok := currentDevice(c); ok && p.InitiatorDevice != "" && !strings.EqualFold(p.InitiatorDevice, d.ID) {
+	if d, ok := currentDevice(c); ok && p.InitiatorDevice != "" && !sameDeviceID(p.InitiatorDevice, d.ID) {
 		return refuse(kindForbidden, codeForbidden, "session %q is for device %q, not this device %q: send from there, or ask for a session without initiator_device_id",
 			p.ID, p.InitiatorDevice, d.ID)
 	}
