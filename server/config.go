@@ -71,7 +71,7 @@ type NotifyConfig struct {
 	Workers      int           `toml:"workers"`        // pushes sent at once
 
 	// Users' own targets may not be on the server's own networks (SSRF);
-	// these let the admin allow a Gotify on the LAN. See gotify.Guard.
+	// these let the admin allow a Gotify on the LAN. See netguard.Guard.
 	AllowPrivateTargets bool     `toml:"allow_private_targets"` // loopback, private and CGNAT addresses
 	AllowedTargets      []string `toml:"allowed_targets"`       // addresses or CIDRs allowed whatever they are
 

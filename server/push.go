@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"mesh/server/netguard"
 	"mesh/server/notify/gotify"
 	"mesh/store"
 )
@@ -48,7 +49,7 @@ type pusher struct {
 	cfg     NotifyConfig
 	store   *store.Store
 	log     *slog.Logger
-	guard   gotify.Guard
+	guard   netguard.Guard
 	trusted gotify.Client // for the admin's [notify.gotify]
 	guarded gotify.Client // for users' own targets: never the server's own networks
 	wake    chan struct{} // a push was queued
@@ -59,7 +60,7 @@ type pusher struct {
 
 func newPusher(cfg NotifyConfig, st *store.Store, log *slog.Logger) *pusher {
 	allowed, _ := cfg.allowedTargets() // checked by Validate
-	g := gotify.Guard{AllowPrivate: cfg.AllowPrivateTargets, Allowed: allowed, Resolver: cfg.Resolver}
+	g := netguard.Guard{AllowPrivate: cfg.AllowPrivateTargets, Allowed: allowed, Resolver: cfg.Resolver}
 	// Its own transport: a connection pooled for the trusted client must
 	// not carry a user's push past the guard.
 	guarded := gotify.Client{HTTP: &http.Client{Timeout: pushTimeout, Transport: g.Transport()}}
@@ -310,7 +311,7 @@ func coalesce(due []store.Push) [][]store.Push {
 // failureText is what a user reads about a push that will not go through
 // as it is: what was refused, and what to change.
 func failureText(err error) string {
-	if errors.Is(err, gotify.ErrForbiddenAddress) {
+	if errors.Is(err, netguard.ErrForbiddenAddress) {
 		return err.Error() + "; " + privateHint
 	}
 	return "Gotify refused the push: " + err.Error()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"mesh/server/netguard"
 	"mesh/server/notify/gotify"
 	"mesh/store"
 )
@@ -121,7 +122,7 @@ func (s *Server) testPush(c echo.Context) error {
 		if errors.Is(err, gotify.ErrRejected) { // pushes would fail the same way: show it in the settings
 			s.push.record(s.store.SetNotifyError(ctx, u.ID, failureText(err)))
 		}
-		if errors.Is(err, gotify.ErrForbiddenAddress) {
+		if errors.Is(err, netguard.ErrForbiddenAddress) {
 			return refuse(kindForbidden, codePrivateTarget, "%s", failureText(err))
 		}
 		return refuse(kindUpstream, codePushFailed, "the push did not go through: %s", err.Error())
@@ -178,7 +179,7 @@ func SendTestPush(ctx context.Context, cfg Config, st *store.Store, username str
 		return "", errors.New("no Gotify target: set [notify.gotify] url and token (or token_file), or a user's own in the web app")
 	}
 	id, err := p.send(ctx, t, gotify.Message{Title: "mesh test", Message: "Pushes from mesh reach this device.", Priority: pushPriority[pushKindTest]})
-	if errors.Is(err, gotify.ErrForbiddenAddress) {
+	if errors.Is(err, netguard.ErrForbiddenAddress) {
 		return "", fmt.Errorf("push to %s refused: %w; allow it with [notify] allow_private_targets = true or allowed_targets", who, err)
 	} else if err != nil {
 		return "", fmt.Errorf("push to %s at %s failed: %w", who, t.URL, err)

@@ -2,9 +2,9 @@
 // (POST /message with an application token) and sorts failures into those
 // worth retrying ([ErrTemporary]) and those that are not ([ErrRejected]).
 //
-// It owns the wire format, the error classes and [Guard], which keeps
-// targets users choose off the server's own networks: what to push, to
-// whom, when to retry and where targets are stored belong to the server
+// It owns the wire format and the error classes; a [netguard.Guard]
+// transport keeps targets users choose off the server's own networks. What
+// to push, to whom, when to retry and where targets are stored belong to the server
 // package.
 // The token travels only in the X-Gotify-Key header; it is kept out of URLs,
 // error strings, fmt output and logs.
@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mesh/server/netguard"
 	"net/http"
 	"time"
 )
@@ -64,7 +65,7 @@ type Message struct {
 type Client struct {
 	// HTTP does the requests; nil means a client with a 10 s timeout over
 	// http.DefaultTransport. Its CheckRedirect is overridden: see Send. For
-	// targets users set, use a [Guard.Transport].
+	// targets users set, use a [netguard.Guard.Transport].
 	HTTP *http.Client
 }
 
@@ -78,12 +79,12 @@ type body struct {
 
 // Send posts m to t and returns the id Gotify gave the stored message.
 //
-// Errors: an invalid t, an address a [Guard] refused (also matching
-// [ErrForbiddenAddress]), a 3xx or 4xx answer (except 408 and 429), or a
+// Errors: an invalid t, an address a [netguard.Guard] refused (also matching
+// [netguard.ErrForbiddenAddress]), a 3xx or 4xx answer (except 408 and 429), or a
 // 2xx answer that is not a Gotify message match [ErrRejected] (the 3xx/4xx
 // ones are a [*RejectedError]); a 5xx, 408, 429, network error, timeout or
 // done ctx match [ErrTemporary] and wrap the cause. No error quotes the
-// answer. Redirects are not followed, so no redirect escapes the Guard:
+// answer. Redirects are not followed, so no redirect escapes the guard:
 // net/http would replay X-Gotify-Key to whatever host a redirect names, and
 // it turns a redirected POST into a GET that cannot push anyway.
 func (c *Client) Send(ctx context.Context, t Target, m Message) (id int64, err error) {
@@ -108,12 +109,12 @@ func (c *Client) Send(ctx context.Context, t Target, m Message) (id int64, err e
 	req.Header.Set("X-Gotify-Key", t.Token)
 
 	resp, err := c.httpClient().Do(req)
-	var refused *AddressError
+	var refused *netguard.AddressError
 	switch {
 	case errors.As(err, &refused): // the same target is refused again until the admin allows it
 		return 0, fmt.Errorf("%w: %s: %w", ErrRejected, u.Redacted(), refused)
-	case errors.Is(err, ErrForbiddenAddress):
-		return 0, fmt.Errorf("%w: %s: %w", ErrRejected, u.Redacted(), ErrForbiddenAddress)
+	case errors.Is(err, netguard.ErrForbiddenAddress):
+		return 0, fmt.Errorf("%w: %s: %w", ErrRejected, u.Redacted(), netguard.ErrForbiddenAddress)
 	case err != nil: // *url.Error names the URL without userinfo; the token is only in a header
 		return 0, fmt.Errorf("%w: %w", ErrTemporary, err)
 	}

@@ -1,4 +1,8 @@
-package gotify
+// Package netguard keeps connections the server makes on a user's behalf
+// (pushes to targets users set, TURN relays to peers users name) off the
+// server's own networks: loopback, private, link-local and the like, unless
+// the admin allows them.
+package netguard
 
 import (
 	"errors"
@@ -36,7 +40,7 @@ func (e *AddressError) Is(target error) bool { return target == ErrForbiddenAddr
 type Guard struct {
 	// AllowPrivate also permits loopback, private (RFC 1918, unique-local
 	// fc00::/7) and shared (100.64.0.0/10, tailnets) addresses: for a
-	// Gotify on the LAN. Link-local, multicast, unspecified and reserved
+	// Gotify or a TURN peer on the LAN. Link-local, multicast, unspecified and reserved
 	// addresses stay refused.
 	AllowPrivate bool
 	// Allowed are permitted whatever they are.
@@ -48,7 +52,7 @@ type Guard struct {
 const kindShared = "shared (CGNAT)"
 
 // Blocks netip's predicates do not cover: shared address space (RFC 6598),
-// and RFC 6890's special-purpose blocks, no place for a Gotify a user may
+// and RFC 6890's special-purpose blocks, no place for a target a user may
 // name.
 var (
 	shared   = netip.MustParsePrefix("100.64.0.0/10")
