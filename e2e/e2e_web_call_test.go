@@ -35,6 +35,7 @@ func TestWebCall(t *testing.T) {
 		tb.waitFor("window.meshCall.pc.connectionState connected", `window.meshCall?.pc?.connectionState === 'connected'`)
 		tb.waitSel(`#call-panel[data-state="connected"]`)
 		tb.waitFor("#call-duration mm:ss", `/^\d+:\d\d$/.test(document.querySelector('#call-duration')?.textContent.trim() ?? '')`)
+		tb.waitSel(`#call-path[data-path="direct"]`) // loopback needs no relay
 	}
 	checkCallMedia(alice, bob)
 	bob.screenshot("call.png")

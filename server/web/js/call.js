@@ -10,6 +10,8 @@ import { $, show, toast, mmss, randomID } from "./ui.js";
 const ringTimeout = 45000;     // an unanswered invite gives up
 const endedLinger = 3000;      // "ended" shows this long, then idle
 const connectTimeout = 30000;  // accepted but no media path by then: give up
+const pathRecheck = 3000;      // how often a connected call looks at its ICE pair again
+const pathRetry = 500;         // sooner while no pair is selected yet
 
 let ws = null;
 let me = "";
@@ -18,9 +20,14 @@ let chain = Promise.resolve(); // signalling, one event at a time
 let idleTimer = 0;
 let ring = null;
 
-/** window.meshCall.pc is the current RTCPeerConnection or null (for tests). */
+/**
+ * window.meshCall.pc is the current RTCPeerConnection or null, and
+ * window.meshCall.path how a connected call's media goes: "direct",
+ * "relayed" (through the server's TURN relay) or "" (not known yet), for tests.
+ */
 window.meshCall = {
   get pc() { return call?.pc || null; },
+  get path() { return call?.state === "connected" ? call.path : ""; },
   get state() { return $("call-panel")?.dataset.state || "idle"; },
 };
 
@@ -88,11 +95,20 @@ export async function startCall(user) {
 
 function newCall(id, peer, role) {
   return { id, peer, role, state: "", pc: null, local: null, ice: [], remoteSet: false,
-    frames: new Set(), connectedAt: 0, tick: 0, ringTimer: 0, connectTimer: 0, config: rtcConfig() };
+    frames: new Set(), connectedAt: 0, tick: 0, ringTimer: 0, connectTimer: 0, config: rtcConfig(),
+    path: "", pathTimer: 0 };
 }
 
+/**
+ * rtcConfig fetches the ICE servers and transport policy for one call (TURN
+ * credentials expire, so every call asks again). Unreachable, it resolves to
+ * no servers and policy "all": browsers on one network still connect.
+ */
 function rtcConfig() {
-  return get("/api/rtc/config").then((c) => c.ice_servers || []).catch(() => []);
+  return get("/api/rtc/config").catch(() => ({})).then((c) => ({
+    iceServers: (c?.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
+    iceTransportPolicy: c?.ice_transport_policy === "relay" ? "relay" : "all",
+  }));
 }
 
 function mediaOK() {
@@ -213,9 +229,9 @@ function hangup() {
 }
 
 async function makePC(c) {
-  const servers = await c.config;
+  const config = await c.config;
   if (call !== c || c.state === "ended") return;
-  const pc = new RTCPeerConnection({ iceServers: servers.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })) });
+  const pc = new RTCPeerConnection(config);
   c.pc = pc;
   for (const t of c.local ? c.local.getTracks() : []) pc.addTrack(t, c.local);
   pc.onicecandidate = (e) => { if (e.candidate && call === c) signal("call.ice", { candidate: e.candidate.toJSON() }); };
@@ -253,6 +269,55 @@ function connected(c) {
   const tick = () => { $("call-duration").textContent = mmss((Date.now() - c.connectedAt) / 1000); };
   tick();
   c.tick = setInterval(tick, 1000);
+  watchPath(c);
+}
+
+// watchPath shows in #call-path whether c's media goes direct or through
+// the relay, and looks again while connected: ICE may switch pairs.
+async function watchPath(c) {
+  let path = "";
+  try { path = await mediaPath(c.pc); } catch (e) { console.warn("call path:", e.message); }
+  if (call !== c || c.state !== "connected" || !c.pc) return;
+  c.path = path;
+  showPath(path);
+  c.pathTimer = setTimeout(() => watchPath(c), path ? pathRecheck : pathRetry);
+}
+
+/**
+ * mediaPath is "relayed" when either end of pc's selected ICE candidate pair
+ * is a TURN relay candidate, "direct" when neither is, and "" while no pair
+ * is selected.
+ */
+async function mediaPath(pc) {
+  const stats = await pc.getStats();
+  const pair = selectedPair(stats);
+  if (!pair) return "";
+  const types = [pair.localCandidateId, pair.remoteCandidateId].map((id) => stats.get(id)?.candidateType);
+  if (types.includes("relay")) return "relayed";
+  return types.every(Boolean) ? "direct" : "";
+}
+
+/** selectedPair is the transport's selected candidate-pair report, or a nominated succeeded one, or null. */
+function selectedPair(stats) {
+  for (const r of stats.values()) {
+    if (r.type === "transport" && r.selectedCandidatePairId && stats.has(r.selectedCandidatePairId)) return stats.get(r.selectedCandidatePairId);
+  }
+  for (const r of stats.values()) {
+    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") return r;
+  }
+  return null;
+}
+
+const pathText = { direct: "direct", relayed: "relayed through the server" };
+
+/** showPath sets #call-path to path ("direct", "relayed" or "" to hide it). */
+function showPath(path) {
+  const el = $("call-path");
+  el.dataset.path = path;
+  el.textContent = pathText[path] || "";
+  el.title = path === "relayed" ? "No direct network path: the media goes through the mesh server's TURN relay."
+    : path === "direct" ? "The media goes straight between you and the other person." : "";
+  show(el, !!path);
 }
 
 function toggleTrack(kind, btnID, onLabel, offLabel) {
@@ -277,6 +342,7 @@ function cleanup() {
   clearTimeout(call.ringTimer);
   clearTimeout(call.connectTimer);
   clearInterval(call.tick);
+  clearTimeout(call.pathTimer);
   call.local?.getTracks().forEach((t) => t.stop());
   if (call.pc) { call.pc.onconnectionstatechange = null; call.pc.close(); }
   call.pc = null;
@@ -328,6 +394,7 @@ function setState(state, message = "") {
   show($("call-camera"), active);
   show($("call-duration"), state === "connected");
   if (state !== "connected") $("call-duration").textContent = "00:00";
+  if (state !== "connected") showPath("");
   if (!active) {
     for (const [id, label] of [["call-mute", "Mute microphone"], ["call-camera", "Turn camera off"]]) {
       $(id).setAttribute("aria-pressed", "false");
