@@ -54,7 +54,8 @@ func mesh(t *testing.T, dir, stdin string, env []string, args ...string) (string
 // cleanEnv is this process's environment without MESH_ variables, so that
 // a developer's settings do not leak into the tests.
 func cleanEnv() []string {
-	var env []string
+	// Servers run side by side: each takes its own TURN port, not :3478.
+	env := []string{"MESH_RTC_TURN_LISTEN=127.0.0.1:0"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "MESH_") {
 			env = append(env, kv)

@@ -83,6 +83,17 @@ type Endpoint struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
+// ICEServer is one STUN or TURN server in the shape of RTCPeerConnection's
+// iceServers: GET /api/rtc/config lists them for calls, a [P2PSession]
+// for the agent it reaches. A TURN Username is "EXPIRY:USER" (the TURN
+// REST convention) and its Credential stops admitting new allocations
+// after EXPIRY.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
 // Endpoints holds both ends of a [P2PSession].
 type Endpoints struct {
 	Initiator Endpoint `json:"initiator"`
@@ -107,6 +118,10 @@ type P2PSession struct {
 	// certificate; the first to do so binds it. Endpoints.Initiator is
 	// then empty.
 	Initiators []DeviceCert `json:"initiators,omitempty"`
+	// ICEServers are the server's STUN and TURN servers, with TURN
+	// credentials of the user whose device gets this copy: each side
+	// relays, when it must, as itself.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
 }
 
 // DeviceCert names an enrolled device and its certificate fingerprint.

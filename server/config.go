@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,11 +58,29 @@ type AuthConfig struct {
 	InviteTTL    time.Duration `toml:"invite_ttl"`   // how long an invite code stays valid
 }
 
-// RTCConfig is the [rtc] table: what browsers use to connect calls.
+// RTCConfig is the [rtc] table: what calls (and agents across NATs) use to
+// connect, and the embedded STUN/TURN server.
 type RTCConfig struct {
-	ICEServers   []string `toml:"ice_servers"`        // stun:, stuns:, turn: or turns: URLs
-	TURNUsername string   `toml:"turn_username"`      // for the turn(s): URLs
-	TURNPassFile string   `toml:"turn_password_file"` // file holding the TURN password
+	ICEServers   []string `toml:"ice_servers"`        // more stun:, stuns:, turn: or turns: URLs
+	TURNUsername string   `toml:"turn_username"`      // for those turn(s): URLs
+	TURNPassFile string   `toml:"turn_password_file"` // file holding their TURN password
+
+	TURN              bool          `toml:"turn"`                          // run the embedded STUN/TURN server
+	TURNListen        string        `toml:"turn_listen"`                   // host:port, UDP and TCP
+	TURNPublicIP      string        `toml:"turn_public_ip"`                // the relay address; "" = from public_url, listen or the interfaces
+	TURNRelayPorts    string        `toml:"turn_relay_ports"`              // "MIN-MAX", UDP
+	TURNSecretFile    string        `toml:"turn_secret_file"`              // HMAC key of the credentials; "" = DB path + ".turn-secret"
+	TURNCredentialTTL time.Duration `toml:"turn_credential_ttl"`           // how long a credential may start an allocation
+	TURNMaxPerUser    int           `toml:"turn_max_allocations_per_user"` // 0 = no cap
+	TURNUserMbps      int           `toml:"turn_user_mbps"`                // relayed Mbit/s per user, both ways; 0 = no cap
+	// A relay may not send to the server's own networks (loopback, private,
+	// link-local, ...) except its own relay ports; these let the admin
+	// allow a LAN. See netguard.Guard.
+	TURNAllowPrivatePeers bool     `toml:"turn_allow_private_peers"`
+	TURNAllowedPeers      []string `toml:"turn_allowed_peers"` // addresses or CIDRs allowed whatever they are
+	// RelayOnly makes every call go through the TURN relay, so that callers
+	// never learn each other's IP addresses (iceTransportPolicy "relay").
+	RelayOnly bool `toml:"relay_only"`
 }
 
 // NotifyConfig is the [notify] table: push notifications.
@@ -104,6 +124,14 @@ func DefaultConfig() Config {
 			ACMEHTTP:           ":80",
 		},
 		Notify: NotifyConfig{MaxPerMinute: 6, RetryMin: 2 * time.Second, Workers: 4},
+		RTC: RTCConfig{
+			TURN: true, TURNListen: ":3478", TURNRelayPorts: "50000-50199",
+			TURNCredentialTTL: time.Hour,
+			// A call holds 1 to 4 allocations (one per network and transport
+			// the browser tries); a dozen tabs and agents fit.
+			TURNMaxPerUser: 32,
+			TURNUserMbps:   20, // a 1080p call both ways, with room
+		},
 		Auth: AuthConfig{
 			Registration: "invite",
 			TokenTTL:     24 * time.Hour,
@@ -177,19 +205,80 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("rtc.ice_servers %q: want a stun:, stuns:, turn: or turns: URL", u))
 		}
 	}
+	errs = append(errs, c.RTC.validate()...)
 	return errors.Join(errs...)
 }
 
-// allowedTargets parses allowed_targets; a bare address is a prefix of one.
+// validate checks the embedded TURN server's settings.
+func (c RTCConfig) validate() []error {
+	var errs []error
+	if c.RelayOnly && !c.TURN && !slices.ContainsFunc(c.ICEServers, func(u string) bool { return strings.HasPrefix(u, "turn") }) {
+		errs = append(errs, errors.New("rtc.relay_only needs a TURN server: keep rtc.turn = true or list a turn: URL in rtc.ice_servers"))
+	}
+	if !c.TURN {
+		return errs
+	}
+	if _, _, err := net.SplitHostPort(c.TURNListen); err != nil {
+		errs = append(errs, fmt.Errorf("rtc.turn_listen %q: want host:port, like \":3478\"", c.TURNListen))
+	}
+	if c.TURNPublicIP != "" {
+		if a, err := netip.ParseAddr(c.TURNPublicIP); err != nil || !a.Is4() {
+			errs = append(errs, fmt.Errorf("rtc.turn_public_ip %q: want the IPv4 address the internet reaches this server at", c.TURNPublicIP))
+		}
+	}
+	if _, _, err := c.relayPorts(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TURNCredentialTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("rtc.turn_credential_ttl %v: want at least 1m", c.TURNCredentialTTL))
+	}
+	if c.TURNMaxPerUser < 0 || c.TURNUserMbps < 0 {
+		errs = append(errs, errors.New("rtc.turn_max_allocations_per_user and rtc.turn_user_mbps: want 0 (no cap) or more"))
+	}
+	if _, err := parsePrefixes(c.TURNAllowedPeers); err != nil {
+		errs = append(errs, fmt.Errorf("rtc.turn_allowed_peers %w", err))
+	}
+	return errs
+}
+
+// relayPorts parses turn_relay_ports.
+func (c RTCConfig) relayPorts() (lo, hi uint16, err error) {
+	a, b, ok := strings.Cut(c.TURNRelayPorts, "-")
+	x, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	y, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	if !ok || err1 != nil || err2 != nil || x < 1024 || y < x {
+		return 0, 0, fmt.Errorf("rtc.turn_relay_ports %q: want MIN-MAX, like \"50000-50199\", from 1024 up", c.TURNRelayPorts)
+	}
+	return uint16(x), uint16(y), nil
+}
+
+// turnSecretFile is where the TURN credentials' HMAC key lives.
+func (c Config) turnSecretFile() string {
+	if c.RTC.TURNSecretFile != "" {
+		return c.RTC.TURNSecretFile
+	}
+	return c.HTTP.DB + ".turn-secret"
+}
+
+// allowedTargets parses allowed_targets.
 func (n NotifyConfig) allowedTargets() ([]netip.Prefix, error) {
+	ps, err := parsePrefixes(n.AllowedTargets)
+	if err != nil {
+		return nil, fmt.Errorf("notify.allowed_targets %w", err)
+	}
+	return ps, nil
+}
+
+// parsePrefixes parses addresses and CIDRs; a bare address is a prefix of one.
+func parsePrefixes(ss []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, s := range n.AllowedTargets {
+	for _, s := range ss {
 		p, err := netip.ParsePrefix(s)
 		if a, aerr := netip.ParseAddr(s); err != nil && aerr == nil {
 			p, err = netip.PrefixFrom(a.WithZone(""), a.BitLen()), nil
 		}
 		if err != nil || !p.IsValid() {
-			return nil, fmt.Errorf("notify.allowed_targets %q: want an address or CIDR such as 192.168.1.20 or 192.168.1.0/24", s)
+			return nil, fmt.Errorf("%q: want an address or CIDR such as 192.168.1.20 or 192.168.1.0/24", s)
 		}
 		out = append(out, p.Masked())
 	}

@@ -19,10 +19,14 @@ const looseBits fs.FileMode = 0o066
 // SensitiveFiles lists the files whose contents would let another local user
 // read chats or act as any account: the database with its -wal and -shm, the
 // JWT signing key ([AuthConfig.SecretFile] or the database path + ".secret"),
-// and the Gotify token and TURN password files when configured.
+// the TURN secret when the embedded TURN server runs, and the Gotify token
+// and TURN password files when configured.
 func (c Config) SensitiveFiles() []string {
 	db := c.HTTP.DB
 	ps := []string{db, db + "-wal", db + "-shm", c.secretFile()}
+	if c.RTC.TURN {
+		ps = append(ps, c.turnSecretFile())
+	}
 	for _, p := range []string{c.Notify.Gotify.TokenFile, c.RTC.TURNPassFile, c.HTTP.TLSKey} {
 		if p != "" {
 			ps = append(ps, p)

@@ -100,7 +100,7 @@ func TestSensitiveFilesForWarnFileModes(t *testing.T) {
 	t.Parallel()
 	cfg := server.DefaultConfig()
 	cfg.HTTP.DB = "/var/lib/mesh/mesh.db"
-	want := []string{"/var/lib/mesh/mesh.db", "/var/lib/mesh/mesh.db-wal", "/var/lib/mesh/mesh.db-shm", "/var/lib/mesh/mesh.db.secret"}
+	want := []string{"/var/lib/mesh/mesh.db", "/var/lib/mesh/mesh.db-wal", "/var/lib/mesh/mesh.db-shm", "/var/lib/mesh/mesh.db.secret", "/var/lib/mesh/mesh.db.turn-secret"}
 	if diff := cmp.Diff(want, cfg.SensitiveFiles()); diff != "" {
 		t.Errorf("SensitiveFiles() with defaults mismatch (-want +got):\n%s", diff)
 	}
@@ -108,9 +108,10 @@ func TestSensitiveFilesForWarnFileModes(t *testing.T) {
 	cfg.Auth.SecretFile = "/etc/mesh/jwt.key"
 	cfg.Notify.Gotify.TokenFile = "/etc/mesh/gotify.token"
 	cfg.RTC.TURNPassFile = "/etc/mesh/turn.pass"
+	cfg.RTC.TURNSecretFile = "/etc/mesh/turn.secret"
 	cfg.HTTP.TLSCert, cfg.HTTP.TLSKey = "/etc/mesh/cert.pem", "/etc/mesh/key.pem"
 	want = []string{"/var/lib/mesh/mesh.db", "/var/lib/mesh/mesh.db-wal", "/var/lib/mesh/mesh.db-shm",
-		"/etc/mesh/jwt.key", "/etc/mesh/gotify.token", "/etc/mesh/turn.pass", "/etc/mesh/key.pem"}
+		"/etc/mesh/jwt.key", "/etc/mesh/turn.secret", "/etc/mesh/gotify.token", "/etc/mesh/turn.pass", "/etc/mesh/key.pem"}
 	if diff := cmp.Diff(want, cfg.SensitiveFiles()); diff != "" {
 		t.Errorf("SensitiveFiles() with every file configured mismatch (-want +got):\n%s", diff)
 	}

@@ -91,6 +91,7 @@ func fuzzHTTPServer(f testing.TB) (http.Handler, string, *clock) {
 	cfg.Auth.Registration = "open"
 	cfg.Auth.TokenTTL = 10 * 365 * 24 * time.Hour // the clock moves days while fuzzing
 	cfg.Now = clk.Now
+	cfg.RTC.TURN = false // only Serve would close its port, and the handler is served without it
 	st, err := store.Open(context.Background(), cfg.HTTP.DB)
 	if err != nil {
 		f.Fatalf("store.Open: %v", err)

@@ -43,18 +43,31 @@ func testConfig(t testing.TB, dir string) server.Config {
 	cfg.HTTP.DB = filepath.Join(dir, "mesh.db")
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Auth.BcryptCost = 4 // bcrypt.MinCost: tests check logic, the benchmark checks cost
+	cfg.RTC.TURNListen = "127.0.0.1:0"
 	return cfg
 }
 
 // startServer runs a server on cfg until the test ends (or stop is called).
+// The store keeps the real time.
 func startServer(t testing.TB, cfg server.Config) *testServer {
+	t.Helper()
+	return startServerClock(t, cfg, false)
+}
+
+// startServerClock is startServer; with oneClock the store's clock is the
+// server's test clock too.
+func startServerClock(t testing.TB, cfg server.Config, oneClock bool) *testServer {
 	t.Helper()
 	clk := &clock{t: time.Now()}
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, cfg.HTTP.DB)
+	var opts store.Options
+	if oneClock {
+		opts.Now = cfg.Now
+	}
+	st, err := store.OpenWith(ctx, cfg.HTTP.DB, opts)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}

@@ -74,14 +74,27 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 		Kind: sess.Kind, UserID: u.ID, InitiatorDevice: from.ID, TargetDevice: to, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil {
 		return none, err
 	}
+	// Each copy carries TURN credentials of the user whose device gets it.
+	if sess.ICEServers, _, err = s.iceServers(u.Username); err != nil {
+		return none, err
+	}
 	ev, err := s.hub.event(protocol.TypeP2PSessionCreated, u.Username, sess)
 	if err != nil {
 		return none, err
 	}
-	tc.enqueue(ev)
 	if fc != nil {
 		fc.enqueue(ev)
 	}
+	if tc.user.ID != u.ID {
+		other := sess
+		if other.ICEServers, _, err = s.iceServers(tc.user.Username); err != nil {
+			return none, err
+		}
+		if ev, err = s.hub.event(protocol.TypeP2PSessionCreated, u.Username, other); err != nil {
+			return none, err
+		}
+	}
+	tc.enqueue(ev)
 	s.log.Info("p2p session created", "session_id", sess.SessionID, "kind", sess.Kind, "from", from.ID, "to", to,
 		"initiators", len(sess.Initiators), "share_id", sess.ShareID, "user", u.Username)
 	return sess, nil

@@ -54,6 +54,7 @@ type Server struct {
 	push      *pusher
 	pushIn    chan pushJob      // stored messages, to runPushFeed
 	acme      *autocert.Manager // nil unless certificates come from ACME
+	rtc       *rtc              // the embedded STUN/TURN server
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
@@ -70,7 +71,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	adm, _ := cfg.Auth.admission() // checked by Validate
-	key, err := loadOrCreateKey(cfg.secretFile(), log)
+	key, err := loadOrCreateKey(cfg.secretFile(), "token key", log)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +95,10 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		s.echo.Server.TLSConfig = tc
 		// Failed handshakes (scanners, plain http:// to this port) are routine.
 		s.echo.Server.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug)
+	}
+	// Last: it opens the TURN port, which only Serve closes.
+	if s.rtc, err = newRTC(cfg, st, log); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -190,6 +195,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.runPushFeed(ctx); return nil })
 	g.Go(func() error { s.push.run(ctx); return nil })
 	g.Go(func() error { s.watchCredentials(ctx); return nil })
+	g.Go(func() error { return s.rtc.run(ctx, s.log) })
 	g.Go(func() error {
 		if err := s.serveHTTP(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

@@ -35,34 +35,43 @@ const issuer = "mesh"
 // only learns that it must log in again.
 var errBadToken = errors.New("invalid or expired token")
 
-// loadOrCreateKey reads the signing key from path, creating it (0600) with 32
-// random bytes on first start so tokens survive restarts.
-func loadOrCreateKey(path string, log *slog.Logger) (signingKey, error) {
+// loadOrCreateKey reads a secret key (what names it in errors: "token
+// key") from path, creating it (0600) with 32 random bytes on first start
+// so that what it signs survives restarts.
+func loadOrCreateKey(path, what string, log *slog.Logger) (signingKey, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key) // crypto/rand.Read never fails on supported platforms
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("create token key %s: %w", path, err)
+			return nil, fmt.Errorf("create %s %s: %w", what, path, err)
 		}
 		if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
 			_ = f.Close() // the write error is the one worth reporting
-			return nil, fmt.Errorf("write token key %s: %w", path, err)
+			return nil, fmt.Errorf("write %s %s: %w", what, path, err)
 		}
 		if err := errors.Join(f.Sync(), f.Close()); err != nil {
-			return nil, fmt.Errorf("write token key %s: %w", path, err)
+			return nil, fmt.Errorf("write %s %s: %w", what, path, err)
 		}
-		log.Info("created token signing key", "path", path)
+		log.Info("created "+what, "path", path)
 		return key, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("read token key %s: %w", path, err)
+		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(key) < 32 {
-		return nil, fmt.Errorf("token key %s: want at least 64 hex digits; delete it to make a new one (every user logs in again)", path)
+		return nil, fmt.Errorf("%s %s: want at least 64 hex digits; delete it to make a new one (%s)", what, path, consequence(what))
 	}
 	return key, nil
+}
+
+// consequence says what deleting a key does, for the error that asks to.
+func consequence(what string) string {
+	if what == "token key" {
+		return "every user logs in again"
+	}
+	return "calls relayed now drop and reconnect"
 }
 
 // claims are a login token's: the standard ones, and the user's token

@@ -162,3 +162,31 @@ func TestReopenKeepsUsersAndRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("open newer schema: err = %v, want ErrSchemaTooNew", err)
 	}
 }
+
+// TestCredentialsEnded: a user's credentials were never ended until a
+// password change, which stamps its time; an unknown user does not exist.
+func TestCredentialsEnded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC)
+	s, err := store.OpenWith(ctx, filepath.Join(t.TempDir(), "mesh.db"), store.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddUser(ctx, "alice", "h", false); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok, err := s.CredentialsEnded(ctx, "ALICE"); err != nil || !ok || !at.IsZero() {
+		t.Errorf("CredentialsEnded(alice) before = %v, %v, %v; want zero, true", at, ok, err)
+	}
+	if err := s.SetPassword(ctx, "alice", "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok, err := s.CredentialsEnded(ctx, "alice"); err != nil || !ok || !at.Equal(now) {
+		t.Errorf("CredentialsEnded(alice) after a password change = %v, %v, %v; want %v, true", at, ok, err, now)
+	}
+	if _, ok, err := s.CredentialsEnded(ctx, "ghost"); err != nil || ok {
+		t.Errorf("CredentialsEnded(ghost) = %v, %v; want false", ok, err)
+	}
+}

@@ -157,8 +157,8 @@ func (s *Store) SetPassword(ctx context.Context, username, passwordHash string) 
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `UPDATE users SET password_hash = ?, token_gen = token_gen + 1,
-			creds_serial = (SELECT COALESCE(MAX(creds_serial), 0) + 1 FROM users)
-			WHERE username = ? RETURNING id`, passwordHash, name).Scan(&id)
+			creds_serial = (SELECT COALESCE(MAX(creds_serial), 0) + 1 FROM users), creds_ended_at = ?
+			WHERE username = ? RETURNING id`, passwordHash, micros(s.now()), name).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		} else if err != nil {
@@ -173,6 +173,23 @@ func (s *Store) SetPassword(ctx context.Context, username, passwordHash string) 
 		return fmt.Errorf("set password of %q: %w", username, err)
 	}
 	return nil
+}
+
+// CredentialsEnded says when username's credentials were last ended by
+// [Store.SetPassword] (the zero time if never); exists is false when there
+// is no such user. One indexed read: the TURN server asks it per request.
+func (s *Store) CredentialsEnded(ctx context.Context, username string) (at time.Time, exists bool, err error) {
+	var us int64
+	err = s.r.QueryRowContext(ctx, `SELECT creds_ended_at FROM users WHERE username = ?`, strings.ToLower(username)).Scan(&us)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, fmt.Errorf("credentials of %q: %w", username, err)
+	case us == 0:
+		return time.Time{}, true, nil
+	}
+	return fromMicros(us), true, nil
 }
 
 // CredentialChange says that a user's credentials were ended (see

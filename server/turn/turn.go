@@ -1,0 +1,392 @@
+// Package turn is mesh's embedded STUN and TURN server (pion/turn), so
+// that calls cross NATs with nothing but `mesh serve`. It owns the TURN
+// credentials (the TURN REST convention, see [Credential]), who may
+// allocate (a current user, within a quota), where a relay may send (not
+// the server's own networks, see package netguard, except its own relay
+// ports), each user's relayed bandwidth, ending a user's allocations when
+// their credentials end, and the self-check of the public address.
+//
+// It does not decide who gets credentials: the server's HTTP handlers do.
+package turn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/logging"
+	pion "github.com/pion/turn/v4"
+	"golang.org/x/time/rate"
+
+	"mesh/server/netguard"
+)
+
+// Realm is the TURN realm mesh's credentials are for.
+const Realm = "mesh"
+
+// sweepEvery is how often live allocations are checked against their
+// users' credentials: the delay before a password change or a deleted
+// user ends a relayed call.
+const sweepEvery = time.Second
+
+// Config is what the TURN server needs; the server package fills it from
+// the [rtc] table.
+type Config struct {
+	Public     netip.Addr       // the relay address clients are told: the public IP
+	BindIP     string           // what relay sockets bind to; "" = every interface
+	PortMin    uint16           // relay ports, inclusive
+	PortMax    uint16           //
+	Secret     []byte           // the HMAC key of [Credential]s
+	TTL        time.Duration    // lifetime of a credential for a new allocation
+	MaxPerUser int              // allocations one user may hold; 0 = no cap
+	UserMbps   int              // relayed megabits per second per user, both ways; 0 = no cap
+	Peers      netguard.Guard   // where relays may send, besides the server's own relay ports
+	Now        func() time.Time // the clock credentials are checked with; nil = time.Now
+	SweepEvery time.Duration    // 0 = sweepEvery
+}
+
+// Users is the accounts the TURN server checks credentials against.
+type Users interface {
+	// CredentialsEnded says when name's credentials were last ended (a
+	// password change ends them all); exists is false when there is no
+	// such user. It is called for every authenticated TURN request, so it
+	// must be cheap.
+	CredentialsEnded(ctx context.Context, name string) (at time.Time, exists bool, err error)
+}
+
+// Server is one running TURN server. Create it with [Listen]; [Server.Run]
+// keeps it until its context ends.
+type Server struct {
+	cfg     Config
+	users   Users
+	log     *slog.Logger
+	udp     net.PacketConn
+	tcp     net.Listener
+	pion    *pion.Server
+	relays  *relays
+	relayed atomic.Int64 // bytes relayed, both ways
+
+	mu      sync.Mutex             // guards allocs, pending, states
+	allocs  map[string]*allocation // by client transport ("udp/IP:PORT")
+	pending map[string][]time.Time // allocations admitted by the quota, not yet made, by user
+	states  map[string]*userState  // by user, while they hold allocations
+}
+
+// allocation is one live TURN allocation.
+type allocation struct {
+	user   string
+	issued time.Time // of its credential: expiry minus TTL
+	relay  *relayConn
+}
+
+// Listen opens the STUN/TURN port on addr, UDP and TCP on the same port
+// (with port 0, a free one both ways), and starts serving it.
+func Listen(addr string, cfg Config, users Users, log *slog.Logger) (*Server, error) {
+	if !cfg.Public.IsValid() || !cfg.Public.Is4() {
+		return nil, fmt.Errorf("turn: relay address %v: want an IPv4 address", cfg.Public)
+	}
+	if cfg.PortMin == 0 || cfg.PortMax < cfg.PortMin {
+		return nil, fmt.Errorf("turn: relay ports %d-%d: want MIN-MAX", cfg.PortMin, cfg.PortMax)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SweepEvery == 0 {
+		cfg.SweepEvery = sweepEvery
+	}
+	udp, tcp, err := listenBoth(addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, users: users, log: log, udp: udp, tcp: tcp,
+		allocs: map[string]*allocation{}, pending: map[string][]time.Time{}, states: map[string]*userState{}}
+	s.relays = &relays{public: cfg.Public.Unmap(), bindIP: cfg.BindIP, min: cfg.PortMin, max: cfg.PortMax, srv: s,
+		byPort: map[uint16]*relayConn{}}
+	if s.relays.bindIP == "" {
+		s.relays.bindIP = "0.0.0.0"
+	}
+	s.pion, err = pion.NewServer(pion.ServerConfig{
+		Realm:         Realm,
+		AuthHandler:   s.auth,
+		QuotaHandler:  s.quota,
+		LoggerFactory: pionLogs{log},
+		EventHandler: pion.EventHandler{
+			OnAllocationCreated: s.created,
+			OnAllocationDeleted: s.deleted,
+		},
+		PacketConnConfigs: []pion.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: s.relays, PermissionHandler: s.permit}},
+		ListenerConfigs:   []pion.ListenerConfig{{Listener: tcp, RelayAddressGenerator: s.relays, PermissionHandler: s.permit}},
+	})
+	if err != nil {
+		_ = udp.Close() // not served; the pion error is the one to report
+		_ = tcp.Close()
+		return nil, fmt.Errorf("turn: %w", err)
+	}
+	return s, nil
+}
+
+// listenBoth binds UDP and TCP to one port.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("turn listen %q: want host:port", addr)
+	}
+	for range 16 { // with port 0, another program may take the TCP side of the UDP port
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: listen udp %s: %w (is coturn or another mesh running? set [rtc] turn_listen, or turn = false)", addr, err)
+		}
+		p := fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port)
+		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		_ = udp.Close() // retried, or the TCP error is reported
+		if port != "0" {
+			return nil, nil, fmt.Errorf("turn: listen tcp %s: %w (is coturn or another mesh running? set [rtc] turn_listen, or turn = false)", addr, err)
+		}
+	}
+	return nil, nil, fmt.Errorf("turn: no port free for both UDP and TCP on %s", host)
+}
+
+// Addr is the UDP address the server listens on (TCP has the same port).
+func (s *Server) Addr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+
+// Relayed is the number of bytes relayed so far, both directions.
+func (s *Server) Relayed() int64 { return s.relayed.Load() }
+
+// Allocations is the number of live allocations.
+func (s *Server) Allocations() int { return s.pion.AllocationCount() }
+
+// Credential issues user a credential for a new allocation.
+func (s *Server) Credential(user string) Credential {
+	return NewCredential(s.cfg.Secret, user, s.cfg.Now(), s.cfg.TTL)
+}
+
+// Run ends users' allocations whose credentials ended, until ctx is done;
+// then it closes the server and every allocation.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := s.pion.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("turn: close: %w", err)
+			}
+			return nil
+		case <-t.C:
+			s.sweep(ctx)
+		}
+	}
+}
+
+// sweep closes the relay sockets of allocations whose user is gone or
+// ended their credentials after the allocation's credential was issued;
+// pion then deletes the allocation.
+func (s *Server) sweep(ctx context.Context) {
+	s.mu.Lock()
+	live := make([]*allocation, 0, len(s.allocs))
+	for _, a := range s.allocs {
+		live = append(live, a)
+	}
+	s.mu.Unlock()
+	type standing struct {
+		ended  time.Time
+		exists bool
+	}
+	users := map[string]standing{}
+	for _, a := range live {
+		u, seen := users[a.user]
+		if !seen {
+			at, exists, err := s.users.CredentialsEnded(ctx, a.user)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("turn credential check", "user", a.user, "err", err)
+				}
+				return
+			}
+			u = standing{at, exists}
+			users[a.user] = u
+		}
+		if !u.exists || a.issued.Before(u.ended) {
+			s.log.Info("turn allocation ended: credentials ended", "user", a.user, "relay_port", a.relay.port)
+			_ = a.relay.Close() // pion sees the read fail and deletes the allocation
+		}
+	}
+}
+
+// key names a client's transport: UDP and TCP clients are kept apart.
+func key(src net.Addr) string { return src.Network() + "/" + src.String() }
+
+// auth answers pion's question for every authenticated request: the key
+// for this username, if the credential stands. A credential past its
+// expiry still serves the allocation it made (refreshes, permissions): a
+// call outlives the credential's lifetime, and the sweep ends it when the
+// user's credentials end.
+func (s *Server) auth(username, realm string, src net.Addr) ([]byte, bool) {
+	user, exp, err := parseUsername(username)
+	if err != nil || realm != Realm {
+		s.log.Info("turn request refused", "username", username, "realm", realm, "client", src.String(), "why", "not a mesh credential")
+		return nil, false
+	}
+	s.mu.Lock()
+	a := s.allocs[key(src)]
+	s.mu.Unlock()
+	existing := a != nil && a.user == user
+	if !existing && !s.cfg.Now().Before(exp) {
+		s.log.Info("turn request refused", "user", user, "client", src.String(), "why", "credential expired", "expired", exp)
+		return nil, false
+	}
+	at, exists, err := s.users.CredentialsEnded(context.Background(), user)
+	switch {
+	case err != nil:
+		s.log.Error("turn credential check", "user", user, "err", err)
+		return nil, false
+	case !exists:
+		s.log.Info("turn request refused", "user", user, "client", src.String(), "why", "no such user")
+		return nil, false
+	case exp.Add(-s.cfg.TTL).Before(at):
+		s.log.Info("turn request refused", "user", user, "client", src.String(), "why", "credentials ended after it was issued")
+		return nil, false
+	}
+	// A wrong password fails pion's message-integrity check against this key.
+	return pion.GenerateAuthKey(username, realm, password(s.cfg.Secret, username)), true
+}
+
+// quota admits an allocation while the user holds fewer than MaxPerUser,
+// counting those admitted but not yet made.
+func (s *Server) quota(username, _ string, src net.Addr) bool {
+	user, _, _ := parseUsername(username) // auth accepted it
+	if s.cfg.MaxPerUser <= 0 {
+		return true
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := 0
+	for _, a := range s.allocs {
+		if a.user == user {
+			held++
+		}
+	}
+	fresh := s.pending[user][:0]
+	for _, t := range s.pending[user] {
+		if now.Sub(t) < 5*time.Second { // admitted, then the relay could not be made
+			fresh = append(fresh, t)
+		}
+	}
+	if held+len(fresh) >= s.cfg.MaxPerUser {
+		s.pending[user] = fresh
+		s.log.Warn("turn allocation refused: quota reached", "user", user, "client", src.String(),
+			"allocations", held, "max", s.cfg.MaxPerUser, "setting", "rtc.turn_max_allocations_per_user")
+		return false
+	}
+	s.pending[user] = append(fresh, now)
+	return true
+}
+
+func (s *Server) created(src, _ net.Addr, _, username, _ string, relayAddr net.Addr, _ int) {
+	user, exp, _ := parseUsername(username)
+	rc := s.relays.byAddr(relayAddr)
+	if rc == nil { // cannot happen: every relay comes from s.relays
+		s.log.Error("turn allocation without a known relay", "user", user, "relay", relayAddr)
+		return
+	}
+	s.mu.Lock()
+	if p := s.pending[user]; len(p) > 0 {
+		s.pending[user] = p[1:]
+	}
+	st := s.states[user]
+	if st == nil {
+		st = &userState{name: user}
+		if s.cfg.UserMbps > 0 {
+			bps := float64(s.cfg.UserMbps) * 1e6 / 8
+			st.limit = rate.NewLimiter(rate.Limit(bps), int(bps/4)) // a quarter second of burst
+		}
+		s.states[user] = st
+	}
+	s.allocs[key(src)] = &allocation{user: user, issued: exp.Add(-s.cfg.TTL), relay: rc}
+	s.mu.Unlock()
+	rc.user.Store(st)
+	s.log.Debug("turn allocation", "user", user, "client", src.String(), "relay", relayAddr.String())
+}
+
+func (s *Server) deleted(src, _ net.Addr, _, _, _ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.allocs[key(src)]
+	if a == nil {
+		return
+	}
+	delete(s.allocs, key(src))
+	for _, b := range s.allocs {
+		if b.user == a.user {
+			return
+		}
+	}
+	delete(s.states, a.user)
+	delete(s.pending, a.user)
+}
+
+// permit answers CreatePermission and ChannelBind: a peer on the server's
+// own networks is refused, except the relay address itself (two relayed
+// callers reach each other through it; relayConn keeps that to relay ports).
+func (s *Server) permit(client net.Addr, peer net.IP) bool {
+	p, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return false
+	}
+	p = p.Unmap()
+	if p == s.relays.public {
+		return true
+	}
+	err := s.cfg.Peers.Check(p)
+	if err == nil {
+		return true
+	}
+	user := ""
+	s.mu.Lock()
+	if a := s.allocs[key(client)]; a != nil {
+		user = a.user
+	}
+	s.mu.Unlock()
+	s.log.Info("turn peer refused", "user", user, "client", client.String(), "peer", p.String(), "why", err.Error(),
+		"setting", "rtc.turn_allowed_peers")
+	return false
+}
+
+// pionLogs sends pion's log lines to slog: its warnings and errors as
+// warnings, the rest (per-packet notes among them) at debug.
+type pionLogs struct{ log *slog.Logger }
+
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+// pionLogger is one pion scope's [logging.LeveledLogger].
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) logf(level slog.Level, format string, args []any) {
+	if l.log.Enabled(context.Background(), level) { // pion formats per packet at debug
+		l.log.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(format, args...)))
+	}
+}
+
+func (l pionLogger) Trace(string)              {}
+func (l pionLogger) Tracef(string, ...any)     {}
+func (l pionLogger) Debug(m string)            { l.logf(slog.LevelDebug, "%s", []any{m}) }
+func (l pionLogger) Debugf(f string, a ...any) { l.logf(slog.LevelDebug, f, a) }
+func (l pionLogger) Info(m string)             { l.logf(slog.LevelDebug, "%s", []any{m}) }
+func (l pionLogger) Infof(f string, a ...any)  { l.logf(slog.LevelDebug, f, a) }
+func (l pionLogger) Warn(m string)             { l.logf(slog.LevelWarn, "%s", []any{m}) }
+func (l pionLogger) Warnf(f string, a ...any)  { l.logf(slog.LevelWarn, f, a) }
+func (l pionLogger) Error(m string)            { l.logf(slog.LevelWarn, "%s", []any{m}) }
+func (l pionLogger) Errorf(f string, a ...any) { l.logf(slog.LevelWarn, f, a) }
