@@ -34,6 +34,12 @@ fuzz time="1m":
 bench-issues:
     go test -run '^$' -bench 'Fanout|IdleMemory|Persist|Transfer' -benchtime 1x ./e2e ./agent/peer
 
+# relayed UDP through mesh serve's TURN server beside coturn's turnserver
+# (installed when missing): MB/s, server CPU-s per GiB, loss
+bench-turn:
+    command -v turnserver >/dev/null || (apt-get update && apt-get install -y coturn)
+    go test ./e2e -run '^$' -bench TURNRelay -benchtime 1x -count 1
+
 # the soak of the README's hardening table: 1,000 users for 10 minutes with
 # a SIGKILL restart, transfers with an agent kill, a terminal share, a
 # stalled client ('just soak 100 1m' for a quick one)
