@@ -72,10 +72,8 @@ func turnClient(t testing.TB, l turnLogin) *pion.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := logging.NewDefaultLoggerFactory()
-	logs.DefaultLogLevel = logging.LogLevelDisabled
 	c, err := pion.NewClient(&pion.ClientConfig{STUNServerAddr: l.addr, TURNServerAddr: l.addr, Conn: conn,
-		Username: l.user, Password: l.pass, Realm: "mesh", LoggerFactory: logs, RTO: 100 * time.Millisecond})
+		Username: l.user, Password: l.pass, Realm: "mesh", LoggerFactory: quietPion(), RTO: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,5 +460,75 @@ func TestSessionCarriesTURNCredentials(t *testing.T) {
 			t.Errorf("%s has TURN username %q, want EXPIRY:%s", c.copy, c.l.user, c.user)
 		}
 		allocate(t, c.l)
+	}
+}
+
+// TestTURNOverTCP: the same port speaks TURN over TCP, for networks that
+// let only TCP out; the relay itself is UDP.
+func TestTURNOverTCP(t *testing.T) {
+	t.Parallel()
+	ts := turnServer(t, nil)
+	l := ts.turnLogin(t, ts.register(t, "alice", "secret1"))
+	bob := allocate(t, ts.turnLogin(t, ts.register(t, "bob", "secret1")))
+	tcp, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	c, err := pion.NewClient(&pion.ClientConfig{STUNServerAddr: l.addr, TURNServerAddr: l.addr, Conn: pion.NewSTUNConn(tcp),
+		Username: l.user, Password: l.pass, Realm: "mesh", LoggerFactory: quietPion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate over TCP: %v", err)
+	}
+	defer relay.Close()
+	_, _ = bob.WriteTo([]byte("open"), relay.LocalAddr())
+	var heard bool
+	for i := 0; i < 20 && !heard; i++ {
+		if _, err := relay.WriteTo([]byte("over tcp"), bob.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := relayRead(t, bob, 250*time.Millisecond)
+		heard = err == nil && string(got) == "over tcp"
+	}
+	if !heard {
+		t.Fatal("bob never heard alice's TCP allocation")
+	}
+}
+
+func quietPion() logging.LoggerFactory {
+	logs := logging.NewDefaultLoggerFactory()
+	logs.DefaultLogLevel = logging.LogLevelDisabled
+	return logs
+}
+
+// TestTURNCallOutlivesCredential: past its credential's expiry an
+// allocation still takes permissions (a call in progress goes on), while
+// the same credential no longer makes a new allocation.
+func TestTURNCallOutlivesCredential(t *testing.T) {
+	t.Parallel()
+	ts := turnServer(t, nil)
+	l := ts.turnLogin(t, ts.register(t, "alice", "secret1"))
+	c := turnClient(t, l)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	ts.Clock.Advance(2 * time.Hour)
+	peer, _ := net.ResolveUDPAddr("udp", "198.51.100.7:5000")
+	if err := c.CreatePermission(peer); err != nil {
+		t.Errorf("CreatePermission on a live allocation after its credential expired: %v, want it granted", err)
+	}
+	if r, err := turnClient(t, l).Allocate(); err == nil {
+		r.Close()
+		t.Error("a new allocation with the expired credential worked, want it refused")
 	}
 }

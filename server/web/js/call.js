@@ -101,14 +101,21 @@ function newCall(id, peer, role) {
 
 /**
  * rtcConfig fetches the ICE servers and transport policy for one call (TURN
- * credentials expire, so every call asks again). Unreachable, it resolves to
- * no servers and policy "all": browsers on one network still connect.
+ * credentials expire, so every call asks again). When the server does not
+ * answer the call fails with a CallConfigError: guessing "all" would let a
+ * call go direct on a server whose admin wants every call relayed.
  */
 function rtcConfig() {
-  return get("/api/rtc/config").catch(() => ({})).then((c) => ({
+  const p = get("/api/rtc/config").then((c) => ({
     iceServers: (c?.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
     iceTransportPolicy: c?.ice_transport_policy === "relay" ? "relay" : "all",
-  }));
+  }), (e) => {
+    const err = new Error(`could not get the call settings from the server (${e.message}); try again`);
+    err.name = "CallConfigError";
+    throw err;
+  });
+  p.catch(() => {}); // a call rejected before it connects never awaits it
+  return p;
 }
 
 function mediaOK() {
@@ -215,8 +222,9 @@ async function accept() {
     await makePC(c);
     if (!c.pc) return;
   } catch (e) {
-    signal("call.reject", { reason: "media unavailable" });
-    end(`Camera or microphone unavailable: ${e.message}`);
+    const config = e.name === "CallConfigError";
+    signal("call.reject", { reason: config ? "no call settings" : "media unavailable" });
+    end(config ? e.message : `Camera or microphone unavailable: ${e.message}`);
     return;
   }
   if (call === c && c.state === "connecting") signal("call.accept", {});
@@ -249,7 +257,7 @@ async function makePC(c) {
     const s = pc.connectionState;
     if (s === "connected" && c.state !== "connected") connected(c);
     else if (s === "disconnected") $("call-status").textContent = "connection lost, retrying…";
-    else if (s === "failed") { signal("call.hangup", { reason: "failed" }); end("connection failed: no network path between you (a TURN server may be needed)"); }
+    else if (s === "failed") { signal("call.hangup", { reason: "failed" }); end("connection failed: no network path between you, not even through the server's relay (its admin may need to forward the TURN ports)"); }
   };
 }
 
@@ -377,7 +385,7 @@ function setState(state, message = "") {
     if (state === "connecting") {
       const c = call;
       c.connectTimer = setTimeout(() => {
-        if (call === c && c.state === "connecting") { signal("call.hangup", { reason: "timeout" }); end("could not connect: no network path between you (a TURN server may be needed)"); }
+        if (call === c && c.state === "connecting") { signal("call.hangup", { reason: "timeout" }); end("could not connect: no network path between you, not even through the server's relay (its admin may need to forward the TURN ports)"); }
       }, connectTimeout);
     }
   }
