@@ -26,10 +26,14 @@ type Hello struct {
 	QUICPort    int    `json:"quic_port,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"` // "sha256:" + 64 lowercase hex digits
 	Version     string `json:"version,omitempty"`     // the client's software version
+	// Candidates are where the agent's QUIC socket may be reached; an
+	// agent sends system.hello again when they change.
+	Candidates []Candidate `json:"candidates,omitempty"`
 }
 
-// Validate checks quic_port is 0–65535 and fingerprint, if present, is
-// "sha256:" and 64 lowercase hex digits. Its errors wrap [ErrMalformed].
+// Validate checks quic_port is 0–65535, fingerprint, if present, is
+// "sha256:" and 64 lowercase hex digits, and the candidates. Its errors
+// wrap [ErrMalformed].
 func (h Hello) Validate() error {
 	if h.QUICPort < 0 || h.QUICPort > 65535 {
 		return invalid("quic_port", "must be 0-65535, got %d", h.QUICPort)
@@ -37,7 +41,7 @@ func (h Hello) Validate() error {
 	if h.Fingerprint != "" && !ValidFingerprint(h.Fingerprint) {
 		return invalid("fingerprint", `must be "sha256:" and 64 lowercase hex digits, got %q`, h.Fingerprint)
 	}
-	return nil
+	return ValidateCandidates(h.Candidates)
 }
 
 // ValidFingerprint reports whether s is a certificate fingerprint as mesh

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -33,6 +34,9 @@ type P2PSessionRequest struct {
 	InitiatorDeviceID string `json:"initiator_device_id,omitempty"`
 	ShareID           string `json:"share_id,omitempty"` // terminal sessions only
 	TTL               int    `json:"ttl,omitempty"`      // seconds; 0 means DefaultSessionTTL
+	// Candidates are where the initiator's QUIC socket may be reached, for
+	// the target to punch towards; the server adds the address it sees.
+	Candidates []Candidate `json:"candidates,omitempty"`
 }
 
 // Validate checks kind is [SessionFile] (with target_device_id) or
@@ -60,7 +64,7 @@ func (r P2PSessionRequest) Validate() error {
 		return refuse("ttl %d is out of range: want %d to %d seconds (default %d)",
 			r.TTL, MinSessionTTL, MaxSessionTTL, DefaultSessionTTL)
 	}
-	return nil
+	return ValidateCandidates(r.Candidates)
 }
 
 // requestError is a request that breaks a rule, said in the request's own
@@ -81,6 +85,45 @@ type Endpoint struct {
 	IP          string `json:"ip"`
 	Port        int    `json:"port"`
 	Fingerprint string `json:"fingerprint"`
+	// Candidates are the addresses the agent may be reached at, best
+	// first: its interfaces' (host) and its NAT's mapping as mesh's STUN
+	// saw it (srflx), all on the one UDP socket its QUIC uses.
+	Candidates []Candidate `json:"candidates,omitempty"`
+}
+
+// Candidate types, named as ICE names them. The server's relay over the
+// agents' WebSockets needs no address and is always there, so no
+// candidate names it.
+const (
+	CandidateHost  = "host"  // an address of one of the agent's interfaces
+	CandidateSrflx = "srflx" // the agent's address as the server's STUN saw it
+)
+
+// MaxCandidates bounds the candidates one side may list.
+const MaxCandidates = 16
+
+// Candidate is one address an agent's QUIC socket may be reached at.
+type Candidate struct {
+	Type string `json:"type"`
+	Addr string `json:"addr"` // IP:PORT
+}
+
+// ValidateCandidates checks a list of candidates from the network. Its
+// errors wrap [ErrMalformed].
+func ValidateCandidates(cs []Candidate) error {
+	if len(cs) > MaxCandidates {
+		return refuse("%d candidates: the limit is %d", len(cs), MaxCandidates)
+	}
+	for _, c := range cs {
+		if c.Type != CandidateHost && c.Type != CandidateSrflx {
+			return refuse("candidate type %.20q: want %q or %q", c.Type, CandidateHost, CandidateSrflx)
+		}
+		ap, err := netip.ParseAddrPort(c.Addr)
+		if err != nil || ap.Port() == 0 || !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() {
+			return refuse("candidate address %.60q: want IP:PORT of a unicast address", c.Addr)
+		}
+	}
+	return nil
 }
 
 // ICEServer is one STUN or TURN server in the shape of RTCPeerConnection's

@@ -40,6 +40,9 @@ type HTTPConfig struct {
 	// (each holds a file descriptor); 0 means no cap.
 	MaxSessionsPerUser int `toml:"max_sessions_per_user"`
 	MaxSessionsPerIP   int `toml:"max_sessions_per_ip"`
+	// RelayUserMbps caps what one user's agents relay through the server
+	// (when no direct path works), in Mbit/s; 0 means no cap.
+	RelayUserMbps int `toml:"relay_user_mbps"`
 
 	TLSCert     string   `toml:"tls_cert"`     // PEM certificate chain; with tls_key, listen serves HTTPS
 	TLSKey      string   `toml:"tls_key"`      // PEM private key of tls_cert
@@ -121,6 +124,7 @@ func DefaultConfig() Config {
 			// household behind one NAT a few times that.
 			MaxSessionsPerUser: 64,
 			MaxSessionsPerIP:   256,
+			RelayUserMbps:      500,
 			ACMEHTTP:           ":80",
 		},
 		Notify: NotifyConfig{MaxPerMinute: 6, RetryMin: 2 * time.Second, Workers: 4},

@@ -73,14 +73,16 @@ type conn struct {
 	deviceID    string
 	quicPort    int
 	fingerprint string
+	candidates  []protocol.Candidate // where its QUIC socket may be reached
 }
 
 // connHooks are what a session hands its frames to and tells of its end,
 // so that a conn needs only them, the hub and a logger, not the Server.
 type connHooks struct {
-	request  func(*conn, protocol.Envelope) // one decoded text frame
-	termData func(*conn, []byte)            // one binary frame: terminal bytes
-	ended    func(*conn)                    // the hub has dropped the session
+	request   func(*conn, protocol.Envelope) // one decoded text frame
+	termData  func(*conn, []byte)            // one binary frame: terminal bytes
+	relayData func(*conn, []byte)            // one relay frame: QUIC datagrams between agents
+	ended     func(*conn)                    // the hub has dropped the session
 }
 
 // newUpgrader: small buffers and a shared write pool keep idle sessions
@@ -155,7 +157,7 @@ func (s *Server) websocket(c echo.Context) error {
 
 // connHooks are the Server's handlers for its sessions.
 func (s *Server) connHooks() connHooks {
-	return connHooks{request: s.dispatch, termData: s.onTermFrame, ended: s.dropTerminals}
+	return connHooks{request: s.dispatch, termData: s.onTermFrame, relayData: s.onRelayFrame, ended: s.dropTerminals}
 }
 
 // enqueue queues f without waiting. A session more than maxPending frames
@@ -176,6 +178,28 @@ func (cn *conn) enqueue(f frame) {
 	}
 	cn.pending = append(cn.pending, f)
 	cn.startFlush()
+}
+
+// offer queues a relay frame unless relayPending frames wait already; a
+// relay drops rather than closing a slow agent's session, as a network
+// drops datagrams. It reports whether f was queued.
+func (cn *conn) offer(f frame) bool {
+	cn.mu.Lock()
+	if cn.closing || len(cn.pending)+cn.inHand >= relayPending {
+		cn.mu.Unlock()
+		return false
+	}
+	cn.pending = append(cn.pending, f)
+	cn.startFlush()
+	return true
+}
+
+// replyLimited is reply for what a flood could repeat: within the
+// session's frame rate, else dropped.
+func (cn *conn) replyLimited(code, msg string) {
+	if cn.limiter.Allow() {
+		cn.reply("", code, msg)
+	}
 }
 
 // startFlush starts the flusher unless one runs or the upgrade is not
@@ -318,7 +342,7 @@ func (cn *conn) readLoop() {
 			cn.close(websocket.CloseMessageTooBig, "frame over 64 KiB")
 			continue
 		}
-		if !cn.allow(mt, len(b)) {
+		if !cn.allow(mt, b) {
 			cn.reply("", protocol.CodeRateLimited, "too many frames; slow down and reconnect")
 			cn.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			continue
@@ -328,6 +352,10 @@ func (cn *conn) readLoop() {
 		handled := make(chan struct{})
 		go func() {
 			defer close(handled)
+			if mt == websocket.BinaryMessage && len(b) > 0 && b[0] == protocol.PeerPackets {
+				cn.on.relayData(cn, b)
+				return
+			}
 			if mt == websocket.BinaryMessage {
 				cn.on.termData(cn, b)
 				return
@@ -350,11 +378,15 @@ const (
 	shareBurst       = 64 << 20
 )
 
-// allow applies the rate limit to one message of type mt and n bytes: a
-// sharer's binary output counts bytes, everything else counts frames.
-func (cn *conn) allow(mt, n int) bool {
-	if mt == websocket.BinaryMessage && cn.shareLimit != nil {
-		return cn.shareLimit.AllowN(time.Now(), n)
+// allow applies the rate limit to one message of type mt: relay frames
+// are charged by the relay (which drops what is over), a sharer's binary
+// output counts bytes, everything else counts frames.
+func (cn *conn) allow(mt int, b []byte) bool {
+	switch {
+	case mt == websocket.BinaryMessage && len(b) > 0 && b[0] == protocol.PeerPackets:
+		return true
+	case mt == websocket.BinaryMessage && cn.shareLimit != nil:
+		return cn.shareLimit.AllowN(time.Now(), len(b))
 	}
 	return cn.limiter.Allow()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 
 	"mesh/protocol"
@@ -136,7 +137,7 @@ func TestP2PSessions(t *testing.T) {
 	}
 	want := protocol.Endpoints{Initiator: protocol.Endpoint{IP: "127.0.0.1", Port: 5001, Fingerprint: fp('1')},
 		Target: protocol.Endpoint{IP: "127.0.0.1", Port: 5002, Fingerprint: fp('2')}}
-	if sess.Endpoints != want || sess.SessionID == "" || !strings.HasPrefix(sess.SessionToken, "mst_") ||
+	if !cmp.Equal(sess.Endpoints, want) || sess.SessionID == "" || !strings.HasPrefix(sess.SessionToken, "mst_") ||
 		time.Until(sess.ExpiresAt) < 100*time.Second || time.Until(sess.ExpiresAt) > 121*time.Second {
 		t.Fatalf("session = %+v", sess)
 	}

@@ -113,7 +113,7 @@ func (s *Server) onHello(cn *conn, env protocol.Envelope) error {
 	if cn.device.ID == "" {
 		cn.deviceID = h.DeviceID
 	}
-	cn.quicPort, cn.fingerprint = h.QUICPort, h.Fingerprint
+	cn.quicPort, cn.fingerprint, cn.candidates = h.QUICPort, h.Fingerprint, h.Candidates
 	deviceID := cn.deviceID
 	cn.mu.Unlock()
 	if cn.device.ID != "" {

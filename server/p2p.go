@@ -70,6 +70,9 @@ func (s *Server) newSession(ctx context.Context, u store.User, caller, callerIP 
 	if err != nil {
 		return none, err
 	}
+	if len(req.Candidates) > 0 { // the requester's own socket, not its daemon's
+		sess.Endpoints.Initiator.Candidates = req.Candidates
+	}
 	if err := s.store.RecordSession(ctx, store.P2PSession{ID: sess.SessionID, TokenHash: store.HashToken(sess.SessionToken),
 		Kind: sess.Kind, UserID: u.ID, InitiatorDevice: from.ID, TargetDevice: to, CreatedAt: now, ExpiresAt: sess.ExpiresAt}); err != nil {
 		return none, err
@@ -195,7 +198,7 @@ func (s *Server) fileTarget(ctx context.Context, u store.User, fromDevice, id st
 func (cn *conn) endpoint() protocol.Endpoint {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	return protocol.Endpoint{IP: cn.ip, Port: cn.quicPort, Fingerprint: cn.fingerprint}
+	return protocol.Endpoint{IP: cn.ip, Port: cn.quicPort, Fingerprint: cn.fingerprint, Candidates: cn.candidates}
 }
 
 func (s *Server) createSession(c echo.Context) error {

@@ -93,7 +93,7 @@ func TestSessionWithoutInitiator(t *testing.T) {
 	}
 	want := []cert{{"device-a", fp('1')}, {"tablet", fp('5')}} // not the target, not bob's
 	if diff := cmp.Diff(want, certs(sess)); diff != "" || sess.InitiatorDeviceID != "" ||
-		sess.Endpoints.Initiator != (protocol.Endpoint{}) || sess.Endpoints.Target.Fingerprint != fp('2') {
+		!cmp.Equal(sess.Endpoints.Initiator, protocol.Endpoint{}) || sess.Endpoints.Target.Fingerprint != fp('2') {
 		t.Fatalf("seed session %s: initiators (-want +got):\n%s", a.Body, diff)
 	}
 	got := decodeSession(t, target.waitFor(protocol.TypeP2PSessionCreated).Payload)

@@ -245,7 +245,7 @@ func (s *Server) rtcConfig(c echo.Context) error {
 	if !exp.IsZero() {
 		a.ExpiresAt = &exp
 	}
-	if u.IsAdmin {
+	if _, device := currentDevice(c); u.IsAdmin && !device {
 		a.TURN = &turnStatus{}
 		if t := s.rtc.turn; t != nil {
 			chk := s.rtc.lastCheck(c.Request().Context())

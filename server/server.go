@@ -55,6 +55,7 @@ type Server struct {
 	pushIn    chan pushJob      // stored messages, to runPushFeed
 	acme      *autocert.Manager // nil unless certificates come from ACME
 	rtc       *rtc              // the embedded STUN/TURN server
+	relay     *relay            // QUIC datagrams between agents that cannot meet directly
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
@@ -90,6 +91,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		acme:   acme,
 	}
 	s.push = newPusher(cfg.Notify, st, log)
+	s.relay = newRelay(st, s.hub, log.With("component", "relay"), cfg.now, cfg.HTTP.RelayUserMbps)
 	s.echo = s.routes()
 	if tc != nil {
 		s.echo.Server.TLSConfig = tc
@@ -138,7 +140,7 @@ func (s *Server) routes() *echo.Echo {
 	api.GET("/p2p/sessions/:id", s.getSession, s.requireAgent) // the low-level send-file asks for the pin
 	api.GET("/transfers", s.listTransfers, s.requireUser)
 	api.GET("/terminals", s.listTerminals, s.requireAgent)
-	api.GET("/rtc/config", s.rtcConfig, s.requireUser)
+	api.GET("/rtc/config", s.rtcConfig, s.requireAgent) // agents gather candidates with its STUN
 	api.GET("/notify", s.getPushSettings, s.requireUser)
 	api.PUT("/notify", s.putPushSettings, s.requireUser)
 	api.POST("/notify/test", s.testPush, s.requireUser)
@@ -196,6 +198,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { s.push.run(ctx); return nil })
 	g.Go(func() error { s.watchCredentials(ctx); return nil })
 	g.Go(func() error { return s.rtc.run(ctx, s.log) })
+	g.Go(func() error { s.relay.run(ctx); return nil })
 	g.Go(func() error {
 		if err := s.serveHTTP(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)

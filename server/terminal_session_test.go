@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 
 	"mesh/protocol"
@@ -66,7 +67,7 @@ func TestTerminalP2PSessions(t *testing.T) {
 	want := protocol.Endpoints{Initiator: protocol.Endpoint{IP: "127.0.0.1", Port: 5003, Fingerprint: fp('3')},
 		Target: protocol.Endpoint{IP: "127.0.0.1", Port: 6001, Fingerprint: fp('1')}}
 	if sess.Kind != protocol.SessionTerminal || sess.ShareID != "s1" || sess.TargetDeviceID != "laptop" ||
-		sess.InitiatorDeviceID != "bobs-pc" || sess.Endpoints != want {
+		sess.InitiatorDeviceID != "bobs-pc" || !cmp.Equal(sess.Endpoints, want) {
 		t.Fatalf("terminal session = %+v, want the share conn's endpoint %+v", sess, want.Target)
 	}
 	if got := sharer.sessionCreated(sess.SessionID); got.SessionToken != sess.SessionToken || got.ShareID != "s1" {

@@ -73,7 +73,9 @@ type Endpoint struct {
 	cfg  Config
 	log  *slog.Logger
 	tr   *quic.Transport
+	rtr  *quic.Transport // over the server's relay; nil without one
 	conf *quic.Config
+	stun sync.Mutex // one STUN exchange at a time reads the socket's non-QUIC packets
 
 	mu     sync.Mutex // guards closed
 	closed bool
@@ -87,6 +89,7 @@ type Session struct {
 	FromUser string
 	Conn     *quic.Conn
 	Stream   *quic.Stream
+	Path     Path // how the two agents reach each other
 
 	accepted bool // this side is the target
 }
@@ -157,22 +160,40 @@ func (e *Endpoint) Close() error {
 // [Session.Close] unless handle did so. Refusals are answered P2P_DENY
 // and logged at info.
 func (e *Endpoint) Serve(ctx context.Context, handle func(context.Context, *Session)) error {
-	ln, err := e.tr.Listen(e.serverTLS(), e.conf)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", e.Addr(), err)
+	trs := []*quic.Transport{e.tr}
+	if e.rtr != nil {
+		trs = append(trs, e.rtr)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel() // closes every connection; see serveConn
-	defer ln.Close()
+	errs := make(chan error, len(trs))
+	for _, tr := range trs {
+		ln, err := tr.Listen(e.serverTLS(), e.conf)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", tr.Conn.LocalAddr(), err)
+		}
+		defer ln.Close()
+		wg.Go(func() { errs <- e.accept(ctx, ln, &wg, handle) })
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		return err
+	}
+}
+
+// accept runs one listener's connections until ctx ends or it fails.
+func (e *Endpoint) accept(ctx context.Context, ln *quic.Listener, wg *sync.WaitGroup, handle func(context.Context, *Session)) error {
 	for {
 		conn, err := ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil || e.isClosed() {
 				return nil
 			}
-			return fmt.Errorf("accept on %s: %w", e.Addr(), err)
+			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 		}
 		wg.Go(func() { e.serveConn(ctx, conn, handle) })
 	}
@@ -187,6 +208,7 @@ func (e *Endpoint) serveConn(ctx context.Context, conn *quic.Conn, handle func(c
 		e.refuse(ctx, conn, p, err)
 		return
 	}
+	p.Path = pathFrom(conn.RemoteAddr(), p.Session.Endpoints.Initiator)
 	hctx, cancel := context.WithCancel(ctx)
 	defer context.AfterFunc(conn.Context(), cancel)()
 	handle(hctx, p)
@@ -274,28 +296,30 @@ func linger(ctx context.Context, conn *quic.Conn) {
 	}
 }
 
-// Dial connects to s's target, checks its certificate against the session's
-// target fingerprint before sending anything, and redeems the session with
-// P2P_HELLO. A refusal is a *DenyError; other errors say what to check. The
-// caller closes the returned session.
+// Dial connects to s's target over the best path that answers: every
+// candidate of the target at once, then the server's relay (when the
+// endpoint has one) after a second or when no candidate is left. Each
+// path checks the target's certificate against the session's fingerprint
+// before anything is sent; the first to complete its handshake redeems
+// the session with P2P_HELLO, and Session.Path says which it was. A
+// refusal is a *DenyError; other errors say what was tried. The caller
+// closes the returned session.
 func (e *Endpoint) Dial(ctx context.Context, s protocol.P2PSession) (*Session, error) {
 	t := s.Endpoints.Target
-	if t.IP == "" || t.Port <= 0 || t.Port > 65535 {
-		return nil, fmt.Errorf("session %s: target device %s has no QUIC address (%q port %d); is 'mesh agent run' running there?",
-			s.SessionID, s.TargetDeviceID, t.IP, t.Port)
-	}
 	if !protocol.ValidFingerprint(t.Fingerprint) {
 		return nil, fmt.Errorf("session %s: target device %s announced no certificate fingerprint; restart 'mesh agent run' there", s.SessionID, s.TargetDeviceID)
 	}
-	hostport := net.JoinHostPort(t.IP, strconv.Itoa(t.Port))
-	addr, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return nil, fmt.Errorf("session %s: target address: %w", s.SessionID, err)
+	targets := e.targets(t)
+	if len(targets) == 0 && e.rtr == nil {
+		return nil, fmt.Errorf("session %s: target device %s has no QUIC address (%q port %d); is 'mesh agent run' running there?",
+			s.SessionID, s.TargetDeviceID, t.IP, t.Port)
 	}
-	conn, err := e.tr.Dial(ctx, addr, e.clientTLS(t.Fingerprint), e.conf)
+	conn, won, err := e.race(ctx, s, targets)
+	where := net.JoinHostPort(t.IP, strconv.Itoa(t.Port))
 	if err != nil {
-		return nil, dialError(hostport, err)
+		return nil, dialError(where, err)
 	}
+	where = won.addr.String()
 	p, err := e.hello(ctx, conn, s)
 	if err != nil {
 		code, msg := codeDone, "giving up"
@@ -303,8 +327,9 @@ func (e *Endpoint) Dial(ctx context.Context, s protocol.P2PSession) (*Session, e
 			code, msg = codeProtocol, "bad answer to "+TypeHello
 		}
 		_ = conn.CloseWithError(code, msg) // error only if already closed
-		return nil, dialError(hostport, err)
+		return nil, dialError(where, err)
 	}
+	p.Path = won.path
 	return p, nil
 }
 
@@ -345,9 +370,14 @@ func dialError(hostport string, err error) error {
 	var te *quic.TransportError
 	var idle *quic.IdleTimeoutError
 	var hs *quic.HandshakeTimeoutError
+	var paths *pathsError
 	switch {
 	case errors.As(err, &deny):
 		return err
+	case errors.As(err, &paths) && len(paths.errs) == 1: // one path: say what went wrong on it
+		return dialError(hostport, paths.errs[0])
+	case errors.As(err, &paths):
+		return fmt.Errorf("no path to the target answered (%w); is 'mesh agent run' running there?", err)
 	case errors.Is(err, ErrPeerCertificate):
 		return fmt.Errorf("dial %s: %w; the agent answering there is not the session's target (a stale address?), ask for a new session", hostport, err)
 	case errors.As(err, &te) && te.Remote && te.ErrorCode >= 0x100 && te.ErrorCode < 0x200:
