@@ -77,10 +77,21 @@ func TestLabSameLAN(t *testing.T) {
 func TestLabPortForward(t *testing.T) {
 	t.Parallel()
 	p := newLabPair(t, homeOpts{nat: natCone}, &homeOpts{nat: natCone, forwardUDP: 5000})
-	r := p.send(t, p.a, p.b, 8<<20)
+	c := p.lab.startCapture()
+	f := filepath.Join(t.TempDir(), "random.bin")
+	writeRandom(t, f, 8<<20)
+	r := p.a.sendFile(p.b.name, p.b.inbox(), f, 3*time.Minute, nil)
+	var pcap []byte
+	if c != nil {
+		pcap = c.stop(t)
+	}
+	checkSent(t, r, p.b.inbox(), f)
 	t.Logf("port forward took %q", r.path)
 	if _, fwd := p.lab.logCounters("port forward"); fwd < 8<<20 {
 		t.Errorf("pub forwarded %s between the homes, less than the file: it did not go directly", mib(fwd))
+	}
+	if c != nil {
+		checkNoPlaintext(t, pcap, f) // QUIC: what crosses the internet is ciphertext
 	}
 }
 

@@ -288,7 +288,8 @@ func (l *lab) startCapture() *capture {
 	c := &capture{file: filepath.Join(t.TempDir(), "pub.pcap")}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	p, err := startCmd(exec.CommandContext(ctx, "ip", "netns", "exec", l.pub, "tcpdump", "-i", "any", "-n", "-s", "0", "-U", "-w", c.file), false)
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.pub, "tcpdump", "-i", "any", "-n", "-s", "0", "-U", "-w", c.file)
+	p, err := startCmd(cmd, false)
 	if err != nil {
 		t.Fatal(err)
 	}

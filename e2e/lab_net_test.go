@@ -130,8 +130,25 @@ func removeStaleNamespaces() {
 		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
 			continue // ours, or a live run's
 		}
-		_ = exec.Command("ip", "netns", "del", name).Run() // best effort: a leftover
+		deleteNS(name)
 	}
+}
+
+// deleteNS kills what still runs in namespace ns (a run that died before
+// its cleanups leaves its mesh processes behind, and they would keep the
+// namespace alive without a name), then deletes it.
+func deleteNS(ns string) error {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
+				_ = syscall.Kill(pid, syscall.SIGKILL) // it may have exited meanwhile
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns del %s: %w: %s", ns, err, out)
+	}
+	return nil
 }
 
 // lab is one test's set of namespaces.
@@ -198,8 +215,8 @@ func (l *lab) remove() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ns := range l.nss {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			l.t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+		if err := deleteNS(ns); err != nil {
+			l.t.Error(err)
 		}
 	}
 	l.nss = nil
@@ -349,32 +366,50 @@ func (l *lab) httpClient(ns string) *http.Client {
 	}}
 }
 
-// dialInNS dials from namespace ns: a socket belongs to the namespace of
-// the thread that made it, so a locked goroutine enters ns, dials, and
-// ends without unlocking, which retires its thread with it.
-func dialInNS(ctx context.Context, ns, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is in ns now
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			ch <- result{nil, err}
-			return
-		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err != nil {
-			ch <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
-			return
-		}
+// dialInNS dials from namespace ns.
+func dialInNS(ctx context.Context, ns, network, addr string) (c net.Conn, err error) {
+	err = inNS(ns, func() error {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		ch <- result{c, err}
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// inNS runs f on a thread of its own in namespace ns and waits for it. A
+// socket belongs to the namespace of the thread that made it, and stays
+// there: f may open sockets for use anywhere. The thread goes back to its
+// own namespace afterwards; if it cannot, it stays locked, which retires
+// it with the goroutine (or wedges it, if it is the main thread).
+func inNS(ns string, f func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer home.Close()
+		target, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		err = unix.Setns(int(target.Fd()), unix.CLONE_NEWNET)
+		target.Close()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		err = f()
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else: the thread stays locked, in ns, and ends with this goroutine
+		ch <- err
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-ch
 }
