@@ -186,6 +186,17 @@ func pathLine(out string) string {
 	return ""
 }
 
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // labSend is one `mesh agent send-file` and what the test saw of it.
 type labSend struct {
 	out       string
@@ -196,55 +207,87 @@ type labSend struct {
 	firstByte time.Duration // from start to the receiver's first .part or file; 0 if never seen
 }
 
-// sendFile runs send-file from m to the device to, whose inbox is inbox,
-// for at most limit. during, if not nil, runs in its own goroutine once
-// the send started (to cut a path); it gets the receiver's partial file
-// and a channel closed when the sender has exited.
-func (m labMachine) sendFile(to, inbox, file string, limit time.Duration, during func(part string, exited <-chan struct{})) labSend {
-	t := m.lab.t
-	t.Helper()
+// sending is a `mesh agent send-file` under way.
+type sending struct {
+	m      labMachine
+	to     string
+	p      *proc
+	start  time.Time
+	cancel context.CancelFunc
+	part   string // the receiver's partial file
+	r      labSend
+	watch  sync.WaitGroup
+}
+
+// startSend starts send-file from m to the device to, whose inbox is
+// inbox; it is killed if it runs longer than limit.
+func (m labMachine) startSend(to, inbox, file string, limit time.Duration) *sending {
+	m.lab.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	start := time.Now()
-	p := m.start(ctx, "agent", "send-file", "--to", to, file)
-	var r labSend
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // watch for the path line and the first bytes landing
-		defer wg.Done()
-		name := filepath.Base(file)
+	s := &sending{m: m, to: to, start: time.Now(), cancel: cancel, part: filepath.Join(inbox, filepath.Base(file)+".part")}
+	s.p = m.start(ctx, "agent", "send-file", "--to", to, file)
+	s.watch.Add(1)
+	go func() { // the path line and the first bytes landing; no testing.TB here
+		defer s.watch.Done()
+		landed := filepath.Join(inbox, filepath.Base(file))
 		for {
 			select {
-			case <-p.exited:
+			case <-s.p.exited:
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if r.toPath == 0 && pathLine(p.out.String()) != "" {
-				r.toPath = time.Since(start)
+			if s.r.toPath == 0 && pathLine(s.p.out.String()) != "" {
+				s.r.toPath = time.Since(s.start)
 			}
-			if r.firstByte == 0 {
-				for _, f := range []string{name + ".part", name} {
-					if fi, err := os.Stat(filepath.Join(inbox, f)); err == nil && fi.Size() > 0 {
-						r.firstByte = time.Since(start)
-					}
+			for _, f := range []string{s.part, landed} {
+				if fi, err := os.Stat(f); err == nil && fi.Size() > 0 && s.r.firstByte == 0 {
+					s.r.firstByte = time.Since(s.start)
 				}
 			}
 		}
 	}()
-	if during != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); during(filepath.Join(inbox, filepath.Base(file)+".part"), p.exited) }()
+	return s
+}
+
+// received polls until the receiver's partial file holds n bytes, and
+// says false if the sender exited first.
+func (s *sending) received(n int64) bool {
+	for {
+		if fi, err := os.Stat(s.part); err == nil && fi.Size() >= n {
+			return true
+		}
+		select {
+		case <-s.p.exited:
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
-	<-p.exited
-	r.err = <-p.done
-	p.done <- r.err // for the cleanup
-	r.took = time.Since(start)
-	wg.Wait()
-	r.out = p.out.String()
-	r.path = pathLine(r.out)
-	t.Logf("send-file %s → %s: %v in %s; %q after %s; first bytes after %s",
-		m.name, to, r.err, r.took.Round(time.Millisecond), r.path, r.toPath.Round(time.Millisecond), r.firstByte.Round(time.Millisecond))
-	return r
+}
+
+// wait waits for the send to end and logs how it went.
+func (s *sending) wait() labSend {
+	t := s.m.lab.t
+	t.Helper()
+	defer s.cancel()
+	<-s.p.exited
+	s.r.err = <-s.p.done
+	s.p.done <- s.r.err // for the cleanup
+	s.r.took = time.Since(s.start)
+	s.watch.Wait()
+	s.r.out = s.p.out.String()
+	s.r.path = pathLine(s.r.out)
+	t.Logf("send-file %s → %s: %v in %s; %q after %s; first bytes after %s", s.m.name, s.to, s.r.err,
+		s.r.took.Round(time.Millisecond), s.r.path, s.r.toPath.Round(time.Millisecond), s.r.firstByte.Round(time.Millisecond))
+	if n := strings.Count(s.r.out, "path: "); n > 1 {
+		t.Logf("send-file printed %d path lines:\n%s", n, grepLines(s.r.out, "path: "))
+	}
+	return s.r
+}
+
+// sendFile is startSend and wait.
+func (m labMachine) sendFile(to, inbox, file string, limit time.Duration) labSend {
+	m.lab.t.Helper()
+	return m.startSend(to, inbox, file, limit).wait()
 }
 
 // checkSent fails t unless the send succeeded and inbox holds file's bytes.
