@@ -68,7 +68,9 @@ func TestLabSameLAN(t *testing.T) {
 	} else {
 		checkPath(t, r, "path: direct (same network)")
 	}
-	p.lab.logCounters("same LAN")
+	if served, fwd := p.lab.logCounters("same LAN"); served+fwd > 1<<20 {
+		t.Errorf("%s crossed pub: the file left the LAN", mib(served+fwd))
+	}
 }
 
 // The lab itself, with what mesh could do before it learnt NAT traversal:

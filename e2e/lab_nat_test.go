@@ -45,6 +45,26 @@ func TestLabNAT(t *testing.T) {
 		t.Errorf("the mapping changed: %s, then %s", m1, m)
 	}
 
+	// Hole punching between two cones: B's first packet to A's mapping is
+	// dropped at A's router (A has not sent to B yet) and must leave no
+	// state behind there, so that A's packet to B still leaves from the
+	// same mapping and B's NAT lets it in; then B's next one gets to A.
+	cone2 := l.addHome(homeOpts{nat: natCone}).addHost()
+	a, b := l.udpSocket(cone, 5002), l.udpSocket(cone2, 5002)
+	ma, mb := l.mapped(a, 7001), l.mapped(b, 7001)
+	for _, step := range []struct {
+		from, to *net.UDPConn
+		dst      netip.AddrPort
+		want     bool
+	}{{b, a, ma, false}, {a, b, mb, true}, {b, a, ma, true}} {
+		if _, err := step.from.WriteToUDPAddrPort([]byte("punch"), step.dst); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := l.read(step.to, 300*time.Millisecond); ok != step.want {
+			t.Errorf("hole punching, packet to %s: arrived %t, want %t", step.dst, ok, step.want)
+		}
+	}
+
 	// dropUDP and onlyServerTCP: no UDP out; TCP only to the server's port.
 	for _, hh := range []*labHost{noUDP, tcpOnly} {
 		u := l.udpSocket(hh, 5000)

@@ -292,11 +292,16 @@ func (l *lab) addHome(o homeOpts) *labHome {
 	if o.forwardUDP != 0 {
 		dnat = fmt.Sprintf(`chain prenat { type nat hook prerouting priority dstnat; policy accept; iifname "wan" udp dport %[1]d dnat to 10.%[2]d.0.10:%[1]d; }`, o.forwardUDP, h.n)
 	}
+	// What nobody inside asked for is dropped in the input hook, before
+	// conntrack confirms an entry for it: an unreplied entry for a peer's
+	// early punch would take the tuple the inside's own packet to that
+	// peer needs, and masquerade would move it to another port.
 	l.nft(h.router, fmt.Sprintf(`table ip %s {
 	chain %s { type nat hook postrouting priority srcnat; policy accept; oifname "wan" %s; }
 	chain %s { type filter hook forward priority filter; policy accept; %s }
+	chain %s { type filter hook input priority filter; policy accept; iifname "wan" ct state new drop; }
 	%s
-}`, labNftTable, labNatChain, masq, labFwdChain, strings.Join(append(filter, ""), "; "), dnat))
+}`, labNftTable, labNatChain, masq, labFwdChain, strings.Join(append(filter, ""), "; "), labInChain, dnat))
 	return h
 }
 
