@@ -202,9 +202,10 @@ type labSend struct {
 	out       string
 	err       error
 	took      time.Duration
-	path      string        // the path: line, "" if none
-	toPath    time.Duration // from start to the path: line; 0 if none
-	firstByte time.Duration // from start to the receiver's first .part or file; 0 if never seen
+	path      string          // the path: line, "" if none
+	toPath    time.Duration   // from start to the first path: line; 0 if none
+	pathAt    []time.Duration // from start to each path: line, as seen every 5 ms
+	firstByte time.Duration   // from start to the receiver's first .part or file; 0 if never seen
 }
 
 // sending is a `mesh agent send-file` under way.
@@ -236,8 +237,11 @@ func (m labMachine) startSend(to, inbox, file string, limit time.Duration) *send
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			if s.r.toPath == 0 && pathLine(s.p.out.String()) != "" {
-				s.r.toPath = time.Since(s.start)
+			if n := strings.Count(s.p.out.String(), "path: "); n > len(s.r.pathAt) {
+				for range n - len(s.r.pathAt) {
+					s.r.pathAt = append(s.r.pathAt, time.Since(s.start))
+				}
+				s.r.toPath = s.r.pathAt[0]
 			}
 			for _, f := range []string{s.part, landed} {
 				if fi, err := os.Stat(f); err == nil && fi.Size() > 0 && s.r.firstByte == 0 {
@@ -279,7 +283,7 @@ func (s *sending) wait() labSend {
 	t.Logf("send-file %s → %s: %v in %s; %q after %s; first bytes after %s", s.m.name, s.to, s.r.err,
 		s.r.took.Round(time.Millisecond), s.r.path, s.r.toPath.Round(time.Millisecond), s.r.firstByte.Round(time.Millisecond))
 	if n := strings.Count(s.r.out, "path: "); n > 1 {
-		t.Logf("send-file printed %d path lines:\n%s", n, grepLines(s.r.out, "path: "))
+		t.Logf("send-file printed %d path lines, after %v:\n%s", n, s.r.pathAt, grepLines(s.r.out, "path: "))
 	}
 	return s.r
 }
