@@ -26,7 +26,7 @@ import (
 //	pub (the internet): 203.0.113.10 on lo (mesh serve, TURN), routes
 //	  198.51.100.N/32 to home N over veth wN (pub side 198.51.100.254)
 //	home N router: wan 198.51.100.N, br0 10.N.0.1/24, ip_forward, nft NAT
-//	home N host i: eth0 10.N.0.(10+i)/24 on br0, default via 10.N.0.1
+//	home N hosts: eth0 10.N.0.10, .11, … /24 on br0, default via 10.N.0.1
 //
 // No namespace has a route out of the lab. Names start with a prefix
 // unique to the test binary's process and the test ("mlab<pid>-<n>"), so
