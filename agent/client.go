@@ -160,16 +160,16 @@ func (c *client) enroll(ctx context.Context, deviceID, fingerprint string) (stri
 }
 
 // session asks the server to introduce this device to target.
-func (c *client) session(ctx context.Context, kind, target string) (protocol.P2PSession, error) {
+func (c *client) session(ctx context.Context, kind, target string, cands []protocol.Candidate) (protocol.P2PSession, error) {
 	var s protocol.P2PSession
-	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: kind, TargetDeviceID: target}, &s)
+	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: kind, TargetDeviceID: target, Candidates: cands}, &s)
 	return s, err
 }
 
 // terminalSession asks the server to introduce this device to the agent
 // sharing terminal shareID.
-func (c *client) terminalSession(ctx context.Context, shareID string) (protocol.P2PSession, error) {
+func (c *client) terminalSession(ctx context.Context, shareID string, cands []protocol.Candidate) (protocol.P2PSession, error) {
 	var s protocol.P2PSession
-	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: protocol.SessionTerminal, ShareID: shareID}, &s)
+	err := c.call(ctx, http.MethodPost, "/api/p2p/sessions", protocol.P2PSessionRequest{Kind: protocol.SessionTerminal, ShareID: shareID, Candidates: cands}, &s)
 	return s, err
 }

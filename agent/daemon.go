@@ -26,6 +26,7 @@ type Daemon struct {
 	id       peer.Identity
 	sessions *peer.SessionCache
 	link     *link
+	ep       *peer.Endpoint // set by Run before the link starts
 	parts    *partSweeper
 }
 
@@ -75,9 +76,15 @@ func (d *Daemon) Run(ctx context.Context, pc net.PacketConn) error {
 	d.link = &link{cfg: d.cfg, log: d.log.With("component", "link"),
 		onEvent: func(env protocol.Envelope) { d.onEvent(ctx, &sends, env) },
 		hello:   protocol.Hello{DeviceID: d.cfg.DeviceID, QUICPort: port, Fingerprint: d.id.Fingerprint, Version: protocol.Version}}
+	rc := peer.NewRelayConn(d.link.sendBinary)
+	defer rc.Close()
+	d.link.onRelay = rc.Deliver
+	ep.UseRelay(rc)
+	d.ep = ep
 	d.log.Info("agent running", "device_id", d.cfg.DeviceID, "quic", pc.LocalAddr().String(), "inbox", d.inbox, "fingerprint", d.id.Fingerprint)
 	g.Go(func() error { return ep.Serve(ctx, d.handle) })
 	g.Go(func() error { return d.link.run(ctx) })
+	g.Go(func() error { announcer(ctx, d.cfg, ep, d.link, d.log.With("component", "nat")); return nil })
 	g.Go(func() error { d.parts.run(ctx); return nil })
 	err = g.Wait()
 	sends.Wait()
@@ -106,6 +113,7 @@ func (d *Daemon) onEvent(ctx context.Context, sends *sync.WaitGroup, env protoco
 	}
 	if s.TargetDeviceID == d.cfg.DeviceID {
 		d.sessions.Add(s, env.From)
+		expect(ctx, d.ep, d.link, s)
 		d.log.Debug("session expected", "session_id", s.SessionID, "kind", s.Kind, "from", s.InitiatorDeviceID, "user", env.From)
 	}
 }

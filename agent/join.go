@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 
 	"golang.org/x/term"
 
-	"mesh/agent/peer"
 	"mesh/terminal"
 )
 
@@ -32,29 +30,20 @@ func JoinTerminal(ctx context.Context, cfg Config, dir string, o JoinOptions, lo
 	if err := cfg.Validate(); err != nil {
 		return none, err
 	}
-	sess, err := newClient(cfg.Server, cfg.DeviceToken).terminalSession(ctx, o.ShareID)
+	d, err := openDialer(ctx, cfg, dir, true, log)
+	if err != nil {
+		return none, err
+	}
+	defer d.close()
+	sess, err := newClient(cfg.Server, cfg.DeviceToken).terminalSession(ctx, o.ShareID, d.cands)
 	if err != nil {
 		return none, fmt.Errorf("join terminal %s: %w", o.ShareID, err)
 	}
-	id, err := peer.LoadOrCreateIdentity(dir)
+	ps, err := dialRetry(ctx, d.ep, sess)
 	if err != nil {
 		return none, err
 	}
-	pc, err := net.ListenPacket("udp", ":0") // the daemon may hold quic_listen
-	if err != nil {
-		return none, fmt.Errorf("open a UDP socket: %w", err)
-	}
-	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
-		Sessions: peer.NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
-	if err != nil {
-		_ = pc.Close() // the endpoint error is the one worth reporting
-		return none, err
-	}
-	defer ep.Close()
-	ps, err := dialRetry(ctx, ep, sess)
-	if err != nil {
-		return none, err
-	}
+	fmt.Fprintln(o.Stderr, pathLine(cfg, ps.Path))
 	defer ps.Close("bye")
 
 	raw := o.Stdin != nil && term.IsTerminal(int(o.Stdin.Fd()))

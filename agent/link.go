@@ -30,9 +30,35 @@ type link struct {
 	onUp func()
 	// onBinary, if set, gets the binary terminal frames the server relays.
 	onBinary func(protocol.TermFrame)
+	// onRelay, if set, gets the relay frames (QUIC datagrams from a peer).
+	onRelay func([]byte)
 
-	mu sync.Mutex      // guards ws
+	upOnce, upClose sync.Once
+	up              chan struct{} // closed once the first connection said hello; see connected
+
+	mu sync.Mutex      // guards ws, hello after start
 	ws *websocket.Conn // nil while disconnected
+}
+
+// connected is closed once the link first reaches the server.
+func (l *link) connected() <-chan struct{} {
+	l.upOnce.Do(func() {
+		if l.up == nil {
+			l.up = make(chan struct{})
+		}
+	})
+	return l.up
+}
+
+// setHello replaces what the link announces, and announces it now when
+// connected (the server takes a new system.hello as an update).
+func (l *link) setHello(h protocol.Hello) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hello = h
+	if l.ws != nil {
+		_ = l.write(l.ws, protocol.TypeSystemHello, h) // a failed write breaks the connection, which says hello again
+	}
 }
 
 const (
@@ -111,12 +137,17 @@ func (l *link) session(ctx context.Context) error {
 	})
 	defer stop()
 	defer ws.Close()
-	if err := l.write(ws, protocol.TypeSystemHello, l.hello); err != nil {
+	l.mu.Lock()
+	err = l.write(ws, protocol.TypeSystemHello, l.hello)
+	if err == nil {
+		l.ws = ws
+	}
+	l.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	l.ws = ws
-	l.mu.Unlock()
+	l.connected() // makes l.up
+	l.upClose.Do(func() { close(l.up) })
 	defer func() {
 		l.mu.Lock()
 		l.ws = nil
@@ -134,6 +165,12 @@ func (l *link) session(ctx context.Context) error {
 				return fmt.Errorf("%w (%s)", ErrRevoked, ce.Text)
 			}
 			return err
+		}
+		if mt == websocket.BinaryMessage && len(b) > 0 && b[0] == protocol.PeerPackets {
+			if l.onRelay != nil {
+				l.onRelay(b)
+			}
+			continue
 		}
 		if mt == websocket.BinaryMessage {
 			if f, err := protocol.DecodeTermFrame(b); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/transfer"
@@ -34,17 +36,61 @@ func SendTo(ctx context.Context, cfg Config, dir, to string, o SendOptions, log 
 	if err := cfg.Validate(); err != nil {
 		return transfer.Result{}, err
 	}
-	sess, err := newClient(cfg.Server, cfg.DeviceToken).session(ctx, protocol.SessionFile, to)
+	d, err := openDialer(ctx, cfg, dir, true, log)
 	if err != nil {
-		err = fmt.Errorf("ask the server for a session with %s: %w", to, err)
-		var ae *APIError
-		if errors.As(err, &ae) && !errors.Is(err, ErrRevoked) { // the server answered: it can take a report
-			none := protocol.P2PSession{SessionID: "send-" + randomID(), InitiatorDeviceID: cfg.DeviceID, TargetDeviceID: to}
-			o.tell(ctx, cfg, failedSend(none, o.Paths, transfer.Result{}, err), log)
-		}
-		return transfer.Result{}, &notConnectedError{err}
+		return transfer.Result{}, err
 	}
-	return send(ctx, cfg, dir, sess, o, log)
+	defer d.close()
+	var lost error // why the previous attempt's path broke
+	var lostSess protocol.P2PSession
+	var lostRes transfer.Result
+	for attempt := 1; ; attempt++ {
+		sess, err := newClient(cfg.Server, cfg.DeviceToken).session(ctx, protocol.SessionFile, to, d.cands)
+		if err != nil && lost != nil { // the break is the news; the failed retry says why it stays broken
+			err = fmt.Errorf("%w (and reconnecting failed: %v)", lost, err)
+			o.tell(ctx, cfg, failedSend(lostSess, o.Paths, lostRes, err), log)
+			return lostRes, err
+		}
+		if err != nil {
+			err = fmt.Errorf("ask the server for a session with %s: %w", to, err)
+			var ae *APIError
+			if errors.As(err, &ae) && !errors.Is(err, ErrRevoked) { // the server answered: it can take a report
+				none := protocol.P2PSession{SessionID: "send-" + randomID(), InitiatorDeviceID: cfg.DeviceID, TargetDeviceID: to}
+				o.tell(ctx, cfg, failedSend(none, o.Paths, transfer.Result{}, err), log)
+			}
+			return transfer.Result{}, &notConnectedError{err}
+		}
+		res, err := sendOver(ctx, cfg, d, sess, o, log)
+		if err == nil || attempt > maxReconnects || !pathLost(err) || ctx.Err() != nil {
+			if err != nil {
+				o.tell(ctx, cfg, failedSend(sess, o.Paths, res, err), log)
+			}
+			return res, err
+		}
+		// The path broke mid-transfer (a network change, a NAT that
+		// forgot us): ask again, over whatever path works now; the
+		// receiver keeps the verified chunks, so the send resumes.
+		lost, lostSess, lostRes = err, sess, res
+		log.Warn("path lost mid-transfer; reconnecting", "attempt", attempt, "err", err)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "[mesh] connection lost (%v); reconnecting to resume\n", err)
+		}
+		gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		d.cands = gather(gctx, cfg, d.ep, log)
+		cancel()
+	}
+}
+
+// maxReconnects bounds the new sessions one send asks for after its path broke.
+const maxReconnects = 3
+
+// pathLost reports whether a send failed because the connection went
+// away after it was made (worth a new session), not by a refusal.
+func pathLost(err error) bool {
+	var nc *notConnectedError
+	var timeout net.Error
+	var idle *quic.IdleTimeoutError
+	return !errors.As(err, &nc) && (errors.Is(err, transfer.ErrStalled) || errors.As(err, &idle) || errors.As(err, &timeout) && timeout.Timeout())
 }
 
 // DirectSession is the low-level form: a session already issued by the
@@ -70,32 +116,38 @@ func SendDirect(ctx context.Context, cfg Config, dir string, ds DirectSession, o
 	return send(ctx, cfg, dir, sess, o, log)
 }
 
+// send is the low-level send over a session given by hand: its own
+// dialer, the session's addresses only, one try, its failure reported.
 func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession, o SendOptions, log *slog.Logger) (transfer.Result, error) {
-	id, err := peer.LoadOrCreateIdentity(dir)
+	d, err := openDialer(ctx, cfg, dir, false, log)
 	if err != nil {
 		return transfer.Result{}, err
 	}
-	pc, err := net.ListenPacket("udp", ":0") // the daemon may hold quic_listen
+	defer d.close()
+	res, err := sendOver(ctx, cfg, d, sess, o, log)
 	if err != nil {
-		return transfer.Result{}, fmt.Errorf("open a UDP socket: %w", err)
+		o.tell(ctx, cfg, failedSend(sess, o.Paths, res, err), log)
 	}
-	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: cfg.DeviceID, User: cfg.Username,
-		Sessions: peer.NewSessionCache(nil), Log: log.With("component", "quic")}, pc)
-	if err != nil {
-		_ = pc.Close() // the endpoint error is the one worth reporting
-		return transfer.Result{}, err
-	}
-	defer ep.Close()
-	ps, err := dialRetry(ctx, ep, sess)
+	return res, err
+}
+
+// sendOver connects for sess with d and sends o.Paths; the caller reports
+// a failure.
+func sendOver(ctx context.Context, cfg Config, d *dialer, sess protocol.P2PSession, o SendOptions, log *slog.Logger) (transfer.Result, error) {
+	start := time.Now()
+	ps, err := dialRetry(ctx, d.ep, sess)
 	if err != nil {
 		if de := (*peer.DenyError)(nil); !errors.As(err, &de) && ctx.Err() == nil {
 			err = fmt.Errorf("receiver unreachable: %w", err)
 		}
-		o.tell(ctx, cfg, failedSend(sess, o.Paths, transfer.Result{}, err), log)
 		return transfer.Result{}, &notConnectedError{err}
 	}
 	defer ps.Close("done")
-	log.Info("connected to peer", "session_id", sess.SessionID, "peer", net.JoinHostPort(sess.Endpoints.Target.IP, strconv.Itoa(sess.Endpoints.Target.Port)), "direct", true)
+	if o.Progress != nil {
+		fmt.Fprintln(o.Progress, pathLine(cfg, ps.Path))
+	}
+	log.Info("connected to peer", "session_id", sess.SessionID, "peer", ps.Conn.RemoteAddr().String(), "path", ps.Path.String(),
+		"connect_ms", time.Since(start).Milliseconds())
 	bar := newProgress(o.Progress, o.TTY)
 	res, err := transfer.Send(ctx, ps.Stream, o.Paths, transfer.Options{Progress: bar.update})
 	bar.done()
@@ -111,11 +163,11 @@ func send(ctx context.Context, cfg Config, dir string, sess protocol.P2PSession,
 		err = fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
 	}
 	if err != nil {
-		o.tell(ctx, cfg, failedSend(sess, o.Paths, res, err), log)
 		return res, err
 	}
 	log.Info("files sent", "session_id", sess.SessionID, "files", len(res.Files), "bytes", res.Bytes,
-		"resumed_bytes", res.Resumed, "duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration))
+		"resumed_bytes", res.Resumed, "duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration),
+		"path", ps.Path.String())
 	return res, nil
 }
 

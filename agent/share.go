@@ -87,6 +87,7 @@ type share struct {
 	log      *slog.Logger
 	sessions *peer.SessionCache
 	link     *link
+	ep       *peer.Endpoint // set before the link starts
 	host     *terminal.Host
 	ptmx     *os.File
 	rec      *terminal.Recorder
@@ -149,6 +150,11 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 	sh.link = &link{cfg: sh.cfg, log: sh.log.With("component", "link"), onEvent: sh.onEvent, onBinary: sh.onBinary, onUp: sh.announce,
 		hello: protocol.Hello{DeviceID: sh.cfg.DeviceID, QUICPort: pc.LocalAddr().(*net.UDPAddr).Port, Fingerprint: id.Fingerprint, Version: protocol.Version}}
 	relay.link = sh.link
+	rc := peer.NewRelayConn(sh.link.sendBinary) // for joiners no direct path reaches
+	defer rc.Close()
+	sh.link.onRelay = rc.Deliver
+	ep.UseRelay(rc)
+	sh.ep = ep
 	sh.registered = make(chan struct{})
 
 	lctx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
@@ -157,6 +163,7 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 	g.Go(func() error { return ep.Serve(gctx, sh.serve) })
 	g.Go(func() error { return sh.link.run(gctx) })
 	g.Go(func() error { relay.run(gctx); return nil })
+	g.Go(func() error { announcer(gctx, sh.cfg, ep, sh.link, sh.log.With("component", "nat")); return nil })
 	// The join line is printed once the server knows the share, so it works
 	// at once; the command's first output waits in the PTY meanwhile.
 	select {
@@ -243,6 +250,7 @@ func (sh *share) onEvent(env protocol.Envelope) {
 		}
 		if s.Kind == protocol.SessionTerminal && s.ShareID == sh.o.ShareID && s.TargetDeviceID == sh.cfg.DeviceID {
 			sh.sessions.Add(s, env.From)
+			expect(context.Background(), sh.ep, sh.link, s) // punches for two seconds
 		}
 	case protocol.TypeTerminalViewers:
 		var v protocol.TerminalViewers

@@ -128,7 +128,9 @@ func (s *Server) initiatorEndpoint(from store.Device, callerIP string) (protocol
 	ini := protocol.Endpoint{IP: callerIP, Fingerprint: from.Fingerprint}
 	fc := s.hub.deviceConn(from.ID)
 	if fc != nil {
-		ini = fc.endpoint()
+		if ep := fc.endpoint(); ep.Fingerprint != "" { // a session that announced none (a relay link) keeps the record's
+			ini = ep
+		}
 	}
 	if ini.Fingerprint == "" {
 		return ini, nil, refuse(kindConflict, codeNoFingerprint, "device %q has no certificate on record; run 'mesh agent login' on it again", from.ID)
