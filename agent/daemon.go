@@ -149,7 +149,7 @@ func (d *Daemon) receive(ctx context.Context, ps *peer.Session) {
 			"duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration))
 	}
 	_ = ps.Close("done") // the transfer's own messages told the peer how it went
-	d.link.send(protocol.TypeTransferReport, report(protocol.SideReceiver, ps.Session, nil, res, outcome, reason))
+	d.link.send(protocol.TypeTransferReport, report(protocol.SideReceiver, ps.Session, ps.Path, nil, res, outcome, reason))
 }
 
 func mbps(n int64, d time.Duration) float64 {

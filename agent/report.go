@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"mesh/agent/peer"
 	"mesh/protocol"
 	"mesh/transfer"
 )
@@ -20,10 +21,12 @@ import (
 const reportTimeout = 5 * time.Second
 
 // report is a transfer's metadata for the server, as side saw it: never
-// contents. paths name the transfer when no file got as far as a result.
-func report(side string, s protocol.P2PSession, paths []string, res transfer.Result, outcome, reason string) protocol.TransferReport {
+// contents. path is how the session connected ([peer.PathUnknown] if it
+// never did); paths name the transfer when no file got as far as a result.
+func report(side string, s protocol.P2PSession, path peer.Path, paths []string, res transfer.Result, outcome, reason string) protocol.TransferReport {
 	r := protocol.TransferReport{SessionID: s.SessionID, FromDevice: s.InitiatorDeviceID, ToDevice: s.TargetDeviceID,
-		Size: res.Bytes, DurationMS: res.Duration.Milliseconds(), Outcome: outcome, Direct: true, Reason: shorten(reason), Side: side}
+		Size: res.Bytes, DurationMS: res.Duration.Milliseconds(), Outcome: outcome, Direct: path != peer.PathRelay,
+		Reason: shorten(reason), Side: side, Path: path.Word()}
 	var names []string
 	for _, f := range res.Files {
 		top, _, _ := strings.Cut(f.Name, "/")
@@ -46,6 +49,7 @@ func report(side string, s protocol.P2PSession, paths []string, res transfer.Res
 
 // failedSend is the sender's report of a send that failed with err: the
 // receiver may never have heard of it, or be gone before it could report.
+// Its path is the one a [pathError] in err carries, if the send connected.
 func failedSend(s protocol.P2PSession, paths []string, res transfer.Result, err error) protocol.TransferReport {
 	outcome := protocol.OutcomeFailed
 	switch {
@@ -54,8 +58,22 @@ func failedSend(s protocol.P2PSession, paths []string, res transfer.Result, err 
 	case errors.Is(err, transfer.ErrCanceled), errors.Is(err, context.Canceled):
 		outcome = protocol.OutcomeCanceled
 	}
-	return report(protocol.SideSender, s, paths, res, outcome, err.Error())
+	path := peer.PathUnknown
+	if pe := (*pathError)(nil); errors.As(err, &pe) {
+		path = pe.path
+	}
+	return report(protocol.SideSender, s, path, paths, res, outcome, err.Error())
 }
+
+// pathError is the error of a send that failed after it connected, with
+// the path it connected on, for its report. It reads as err alone.
+type pathError struct {
+	path peer.Path
+	err  error
+}
+
+func (e *pathError) Error() string { return e.err.Error() }
+func (e *pathError) Unwrap() error { return e.err }
 
 // shorten cuts a reason to [protocol.MaxReason] bytes of valid UTF-8.
 func shorten(s string) string {

@@ -163,7 +163,7 @@ func sendOver(ctx context.Context, cfg Config, d *dialer, sess protocol.P2PSessi
 		err = fmt.Errorf("send to %s: %w", sess.TargetDeviceID, err)
 	}
 	if err != nil {
-		return res, err
+		return res, &pathError{ps.Path, err} // for the caller's report
 	}
 	log.Info("files sent", "session_id", sess.SessionID, "files", len(res.Files), "bytes", res.Bytes,
 		"resumed_bytes", res.Resumed, "duration", res.Duration.Round(time.Millisecond), "mb_per_s", mbps(res.Bytes, res.Duration),

@@ -16,6 +16,14 @@ const (
 	SideReceiver = "receiver"
 )
 
+// Paths of a transfer, the values of [TransferReport].Path: how the two
+// agents reached each other.
+const (
+	PathDirect = "direct" // direct, on the same network
+	PathNAT    = "nat"    // direct, through a NAT
+	PathRelay  = "relay"  // through the server's relay
+)
+
 // MaxReason is the longest [TransferReport].Reason, in bytes.
 const MaxReason = 1024
 
@@ -37,11 +45,15 @@ type TransferReport struct {
 	// Side is who reports: [SideSender] or [SideReceiver]; empty means the
 	// receiver, as agents that predate the field only reported from there.
 	Side string `json:"side,omitempty"`
+	// Path is how the agents reached each other: [PathDirect], [PathNAT] or
+	// [PathRelay]; empty when the side never connected, or predates the field.
+	Path string `json:"path,omitempty"`
 }
 
 // Validate checks session_id is set, size and duration_ms are not negative,
 // blake3 if present is 64 lowercase hex digits, outcome is one of the
-// Outcome constants, side one of the Side constants or empty, and reason
+// Outcome constants, side one of the Side constants or empty, path one of
+// the Path constants or empty, and reason
 // UTF-8 of at most [MaxReason] bytes. Its errors wrap [ErrMalformed].
 func (r TransferReport) Validate() error {
 	switch {
@@ -55,6 +67,8 @@ func (r TransferReport) Validate() error {
 		return invalid("blake3", "must be 64 lowercase hex digits, got %q", r.BLAKE3)
 	case r.Side != "" && r.Side != SideSender && r.Side != SideReceiver:
 		return invalid("side", `must be "sender" or "receiver" (or left out for the receiver), got %.40q`, r.Side)
+	case r.Path != "" && r.Path != PathDirect && r.Path != PathNAT && r.Path != PathRelay:
+		return invalid("path", `must be "direct", "nat" or "relay" (or left out), got %.40q`, r.Path)
 	case len(r.Reason) > MaxReason || !utf8.ValidString(r.Reason):
 		return invalid("reason", "must be UTF-8 of at most %d bytes, got %d bytes", MaxReason, len(r.Reason))
 	}

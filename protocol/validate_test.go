@@ -92,6 +92,10 @@ func TestValidate(t *testing.T) {
 		{"report negative size", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, Size: -1}, "size"},
 		{"report negative duration", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, DurationMS: -1}, "duration_ms"},
 		{"report bad hash", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, BLAKE3: "abc"}, "blake3"},
+		{"report relayed", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, Path: protocol.PathRelay}, ""},
+		{"report through NAT", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, Path: protocol.PathNAT}, ""},
+		{"report direct", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, Path: protocol.PathDirect}, ""},
+		{"report bad path", protocol.TransferReport{SessionID: "s", Outcome: protocol.OutcomeOK, Path: "lan"}, "path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

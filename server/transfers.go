@@ -43,9 +43,10 @@ func (s *Server) onTransferReport(ctx context.Context, cn *conn, env protocol.En
 // win; the sender's fill in what the receiver did not say. The verdict is
 // ok once the receiver confirmed the data; otherwise the gravest outcome
 // either side reported, with that side's reason (the receiver's on a tie).
+// The path is the receiver's if it said, else the sender's.
 func mergeReport(t *store.Transfer, r protocol.TransferReport) {
 	first := t.ID == 0
-	mine := store.TransferSide{Outcome: r.Outcome, Reason: r.Reason}
+	mine := store.TransferSide{Outcome: r.Outcome, Reason: r.Reason, Path: r.Path}
 	if r.Side == protocol.SideSender {
 		t.Sender = mine
 	} else {
@@ -68,6 +69,10 @@ func mergeReport(t *store.Transfer, r protocol.TransferReport) {
 		t.DurationMS = r.DurationMS
 	}
 	t.Direct = t.Direct || r.Direct
+	t.Path = t.Receiver.Path
+	if t.Path == "" {
+		t.Path = t.Sender.Path
+	}
 	t.Outcome, t.Reason = t.Receiver.Outcome, t.Receiver.Reason
 	if t.Receiver.Outcome != protocol.OutcomeOK && gravity(t.Sender.Outcome) > gravity(t.Receiver.Outcome) {
 		t.Outcome, t.Reason = t.Sender.Outcome, t.Sender.Reason
@@ -102,6 +107,7 @@ type transferAnswer struct {
 	Outcome    string      `json:"outcome"`
 	Reason     string      `json:"reason,omitempty"` // why the outcome is not ok
 	Direct     bool        `json:"direct"`
+	Path       string      `json:"path"`               // "direct", "nat", "relay", or "" if no side said
 	Sender     *sideAnswer `json:"sender,omitempty"`   // what the sending agent reported, if it did
 	Receiver   *sideAnswer `json:"receiver,omitempty"` // what the receiving agent reported, if it did
 	CreatedAt  time.Time   `json:"created_at"`
@@ -110,13 +116,14 @@ type transferAnswer struct {
 type sideAnswer struct {
 	Outcome string `json:"outcome"`
 	Reason  string `json:"reason,omitempty"`
+	Path    string `json:"path,omitempty"`
 }
 
 func sideOf(s store.TransferSide) *sideAnswer {
 	if s.Outcome == "" {
 		return nil
 	}
-	return &sideAnswer{Outcome: s.Outcome, Reason: s.Reason}
+	return &sideAnswer{Outcome: s.Outcome, Reason: s.Reason, Path: s.Path}
 }
 
 func (s *Server) listTransfers(c echo.Context) error {
@@ -128,7 +135,7 @@ func (s *Server) listTransfers(c echo.Context) error {
 	for i, t := range ts {
 		out[i] = transferAnswer{ID: t.ID, SessionID: t.SessionID, FromDevice: t.FromDevice, ToDevice: t.ToDevice, Name: t.Name,
 			Size: t.Size, BLAKE3: t.BLAKE3, DurationMS: t.DurationMS, Outcome: t.Outcome, Reason: t.Reason, Direct: t.Direct,
-			Sender: sideOf(t.Sender), Receiver: sideOf(t.Receiver), CreatedAt: t.CreatedAt}
+			Path: t.Path, Sender: sideOf(t.Sender), Receiver: sideOf(t.Receiver), CreatedAt: t.CreatedAt}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"transfers": out})
 }

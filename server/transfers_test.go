@@ -38,7 +38,7 @@ func listTransfers(t *testing.T, ts *testServer, tok string) []listedTransfer {
 
 // reported sends each report on c, then a hello: its welcome means the
 // server has handled them all, in order.
-func reported(c *wsClient, reports ...map[string]any) {
+func reported(c *wsClient, reports ...any) {
 	for _, r := range reports {
 		c.send(protocol.TypeTransferReport, r)
 	}
@@ -88,8 +88,61 @@ func TestTransferReportsOfBothSides(t *testing.T) {
 	}
 }
 
-// TestTransferReportRefusals: a report naming a side that is neither, or
-// with an oversized reason, is refused with a reason that names the field.
+// TestTransferPathOfBothSides: each side's path is listed with it, and the
+// transfer's path is the receiver's if it said, else the sender's.
+func TestTransferPathOfBothSides(t *testing.T) {
+	t.Parallel()
+	ts := openServer(t)
+	atok := ts.register(t, "alice", "secret1")
+	laptop := ts.agent(t, ts.enroll(t, atok, "laptop", fp('1')), 0, fp('1'))
+	home := ts.agent(t, ts.enroll(t, atok, "home", fp('2')), 5000, fp('2'))
+	rep := func(session, side, outcome, path string) protocol.TransferReport {
+		r := protocol.TransferReport{SessionID: session, FromDevice: "laptop", ToDevice: "home", Name: "a.txt",
+			Outcome: outcome, Side: side, Path: path, Direct: path != protocol.PathRelay}
+		if outcome != protocol.OutcomeOK {
+			r.Reason = "reset"
+		}
+		return r
+	}
+	reported(laptop, rep("s-relay", "sender", "failed", "relay"), rep("s-both", "sender", "failed", "relay"),
+		rep("s-unsaid", "sender", "failed", ""))
+	reported(home, rep("s-both", "receiver", "ok", "nat"), rep("s-lan", "receiver", "ok", "direct"),
+		rep("s-unsaid", "receiver", "failed", ""))
+
+	a := ts.do(t, "GET", "/api/transfers", nil, atok)
+	var l struct {
+		Transfers []struct {
+			SessionID string            `json:"session_id"`
+			Path      *string           `json:"path"` // present even when empty
+			Sender    map[string]string `json:"sender"`
+			Receiver  map[string]string `json:"receiver"`
+		}
+	}
+	if a.Status != 200 || json.Unmarshal(a.Body, &l) != nil {
+		t.Fatalf("GET /api/transfers = %d %s", a.Status, a.Body)
+	}
+	type paths struct{ Path, Sender, Receiver string }
+	got := map[string]paths{}
+	for _, tr := range l.Transfers {
+		if tr.Path == nil {
+			t.Errorf("transfer %s is listed without a path: %s", tr.SessionID, a.Body)
+			continue
+		}
+		got[tr.SessionID] = paths{*tr.Path, tr.Sender["path"], tr.Receiver["path"]}
+	}
+	want := map[string]paths{
+		"s-relay":  {"relay", "relay", ""},
+		"s-both":   {"nat", "relay", "nat"},
+		"s-lan":    {"direct", "", "direct"},
+		"s-unsaid": {},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("paths listed (-want +got):\n%s", diff)
+	}
+}
+
+// TestTransferReportRefusals: a report naming a side that is neither, a
+// path that is none of the three, or with an oversized reason, is refused with a reason that names the field.
 func TestTransferReportRefusals(t *testing.T) {
 	t.Parallel()
 	ts := openServer(t)
@@ -101,6 +154,7 @@ func TestTransferReportRefusals(t *testing.T) {
 		field string
 	}{
 		"unknown side": {func() protocol.TransferReport { r := base; r.Side = "bystander"; return r }(), "side"},
+		"unknown path": {func() protocol.TransferReport { r := base; r.Path = "carrier pigeon"; return r }(), "path"},
 		"reason too long": {func() protocol.TransferReport {
 			r := base
 			r.Reason = strings.Repeat("x", protocol.MaxReason+1)

@@ -19,22 +19,25 @@ type Transfer struct {
 	Outcome, Reason                       string // the verdict over both sides' reports
 	DurationMS                            int64
 	Direct                                bool
+	Path                                  string       // how the agents reached each other: "direct", "nat", "relay" or ""
 	Sender, Receiver                      TransferSide // what each side said; zero if it did not report
 	CreatedAt                             time.Time    // of the first report
 }
 
 // TransferSide is one side's report of a transfer: its outcome ("" if that
-// side did not report) and why it was not ok.
-type TransferSide struct{ Outcome, Reason string }
+// side did not report), why it was not ok, and the path it connected on
+// ("" if it did not say).
+type TransferSide struct{ Outcome, Reason, Path string }
 
 const transferCols = `id, user_id, session_id, from_device, to_device, name, size, blake3, duration_ms, outcome, reason, direct,
-	sender_outcome, sender_reason, receiver_outcome, receiver_reason, created_at`
+	sender_outcome, sender_reason, receiver_outcome, receiver_reason, path, sender_path, receiver_path, created_at`
 
 func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
 	var t Transfer
 	var created int64
 	err := row.Scan(&t.ID, &t.UserID, &t.SessionID, &t.FromDevice, &t.ToDevice, &t.Name, &t.Size, &t.BLAKE3, &t.DurationMS,
-		&t.Outcome, &t.Reason, &t.Direct, &t.Sender.Outcome, &t.Sender.Reason, &t.Receiver.Outcome, &t.Receiver.Reason, &created)
+		&t.Outcome, &t.Reason, &t.Direct, &t.Sender.Outcome, &t.Sender.Reason, &t.Receiver.Outcome, &t.Receiver.Reason,
+		&t.Path, &t.Sender.Path, &t.Receiver.Path, &created)
 	t.CreatedAt = fromMicros(created)
 	return t, err
 }
@@ -58,16 +61,17 @@ func (s *Store) PutTransfer(ctx context.Context, userID int64, sessionID string,
 		merge(&t)
 		t.UserID, t.SessionID = userID, sessionID
 		args := []any{t.FromDevice, t.ToDevice, t.Name, t.Size, t.BLAKE3, t.DurationMS, t.Outcome, t.Reason, t.Direct,
-			t.Sender.Outcome, t.Sender.Reason, t.Receiver.Outcome, t.Receiver.Reason}
+			t.Sender.Outcome, t.Sender.Reason, t.Receiver.Outcome, t.Receiver.Reason, t.Path, t.Sender.Path, t.Receiver.Path}
 		if t.ID != 0 {
 			_, err = tx.ExecContext(ctx, `UPDATE transfers SET from_device = ?, to_device = ?, name = ?, size = ?, blake3 = ?,
 				duration_ms = ?, outcome = ?, reason = ?, direct = ?, sender_outcome = ?, sender_reason = ?,
-				receiver_outcome = ?, receiver_reason = ? WHERE id = ?`, append(args, t.ID)...)
+				receiver_outcome = ?, receiver_reason = ?, path = ?, sender_path = ?, receiver_path = ? WHERE id = ?`, append(args, t.ID)...)
 			return err
 		}
 		return tx.QueryRowContext(ctx, `INSERT INTO transfers (from_device, to_device, name, size, blake3, duration_ms,
-			outcome, reason, direct, sender_outcome, sender_reason, receiver_outcome, receiver_reason, user_id, session_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			outcome, reason, direct, sender_outcome, sender_reason, receiver_outcome, receiver_reason, path, sender_path, receiver_path,
+			user_id, session_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			append(args, userID, sessionID, micros(t.CreatedAt))...).Scan(&t.ID)
 	})
 	if err != nil {

@@ -163,3 +163,54 @@ func schemaBefore(t *testing.T, p, suffix string) *sql.DB {
 	t.Fatalf("no migration *%s", suffix)
 	return nil
 }
+
+// TestTransferPath: a transfer stored before paths were known reads back
+// with none; the merged path and each side's are stored and updated.
+func TestTransferPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "mesh.db")
+	db := schemaBefore(t, p, "_transfer_path.sql")
+	if _, err := db.ExecContext(ctx, `INSERT INTO users (id, username, password_hash, created_at) VALUES (1, 'alice', 'h', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO transfers (user_id, session_id, from_device, to_device, name, size, blake3,
+		duration_ms, outcome, direct, receiver_outcome, created_at) VALUES (1, 'old', 'laptop', 'home', 'a.txt', 3, '', 5, 'ok', 1, 'ok', 100)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(session string, merge func(*store.Transfer)) {
+		t.Helper()
+		if _, err := s.PutTransfer(ctx, 1, session, merge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("relayed", func(tr *store.Transfer) { // inserted
+		tr.Sender = store.TransferSide{Outcome: "failed", Reason: "reset", Path: "relay"}
+		tr.Path = "relay"
+	})
+	put("relayed", func(tr *store.Transfer) { // updated
+		tr.Receiver = store.TransferSide{Outcome: "ok", Path: "nat"}
+		tr.Path = "nat"
+	})
+	ts, err := s.Transfers(ctx, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type paths struct{ Path, Sender, Receiver string }
+	got := map[string]paths{}
+	for _, tr := range ts {
+		got[tr.SessionID] = paths{tr.Path, tr.Sender.Path, tr.Receiver.Path}
+	}
+	want := map[string]paths{"old": {}, "relayed": {"nat", "relay", "nat"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("paths read back (-want +got):\n%s", diff)
+	}
+}

@@ -1,5 +1,6 @@
 // Transfers (#/transfers): what the user's agents reported sending and
-// receiving — name, size, devices, direct or relayed, outcome and speed,
+// receiving — name, size, devices, the path (direct, through NAT or
+// relayed), outcome and speed,
 // and for a failed one why, as the sender and the receiver each saw it.
 
 import { get } from "./api.js";
@@ -60,6 +61,21 @@ export function hideTransfers() {
   timer = 0;
 }
 
+const pathText = { direct: "direct", nat: "through NAT", relay: "relayed" };
+const pathTitle = {
+  direct: "peer to peer, on the same network",
+  nat: "peer to peer, through a NAT",
+  relay: "through the server's relay (still end-to-end encrypted)",
+};
+
+/** pathLabel says how the agents reached each other; a transfer reported
+ * by agents that predate the path says only whether it was direct. */
+function pathLabel(t) {
+  const p = t.path || "";
+  const text = pathText[p] || (t.direct ? "direct (peer to peer)" : "relayed");
+  return el("span", { class: "direct path", dataset: { path: p }, title: pathTitle[p] }, text);
+}
+
 const outcomeText = { ok: "verified", mismatch: "hash mismatch", failed: "failed", canceled: "canceled" };
 
 /** failure says why a transfer is not ok, and what each side reported
@@ -95,7 +111,7 @@ async function load() {
         el("div", { class: "row-sub" },
           el("span", { class: "devices" }, `${t.from_device} → ${t.to_device}`),
           " · ",
-          el("span", { class: "direct" }, t.direct ? "direct (peer to peer)" : "relayed"),
+          pathLabel(t),
           " · ",
           el("time", { class: "time", datetime: t.created_at, title: fullTime(t.created_at) }, ago(t.created_at)),
           t.blake3 ? el("span", { class: "mono blake3", title: `BLAKE3 ${t.blake3}` }, ` · b3:${t.blake3.slice(0, 12)}…`) : null)),
