@@ -20,6 +20,7 @@ var agentRoutes = map[string]bool{
 	"GET /api/p2p/sessions/:id": true, // the pin for the low-level send-file
 	"GET /api/devices/:id":      true, // its own entry only
 	"GET /api/terminals":        true, // the shares its user may watch
+	"GET /api/rtc/config":       true, // the STUN address and TURN credentials, for candidates
 }
 
 // publicRoutes need no token at all.

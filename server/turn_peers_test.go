@@ -139,3 +139,41 @@ func TestTURNBandwidthCap(t *testing.T) {
 		t.Errorf("bob received %d bytes, want some and at most %d", got, allowed)
 	}
 }
+
+// TestTURNRelaysToAPeerOutside: a relay reaches a peer that is not one of
+// the server's relays through the network, both ways (the peer here is on
+// loopback, which the admin allowed, with the relay address elsewhere).
+func TestTURNRelaysToAPeerOutside(t *testing.T) {
+	t.Parallel()
+	ts := turnServer(t, func(c *server.Config) {
+		c.RTC.TURNPublicIP = "192.0.2.10"
+		c.HTTP.PublicURL = "http://127.0.0.1:1"
+		c.RTC.TURNAllowedPeers = []string{"127.0.0.0/8"}
+	})
+	relay := allocate(t, ts.turnLogin(t, ts.register(t, "alice", "secret1")))
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	buf := make([]byte, 64)
+	var from net.Addr
+	for i := 0; i < 20 && from == nil; i++ {
+		if _, err := relay.WriteTo([]byte("to the peer"), peer.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = peer.SetReadDeadline(time.Now().Add(250 * time.Millisecond)) // a timeout retries
+		if n, a, err := peer.ReadFrom(buf); err == nil && string(buf[:n]) == "to the peer" {
+			from = a
+		}
+	}
+	if from == nil {
+		t.Fatal("the peer never heard the relay")
+	}
+	if _, err := peer.WriteTo([]byte("to alice"), from); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := relayRead(t, relay, 5*time.Second); err != nil || string(got) != "to alice" {
+		t.Fatalf("alice read %q, %v; want the peer's answer", got, err)
+	}
+}

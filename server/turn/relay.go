@@ -23,8 +23,9 @@ type relays struct {
 	min, max uint16
 	srv      *Server
 
-	mu     sync.Mutex            // guards byPort
-	byPort map[uint16]*relayConn // open relay sockets
+	// slots holds the open relay socket of each port of the range, read
+	// without a lock on every relayed datagram.
+	slots []atomic.Pointer[relayConn]
 }
 
 func (r *relays) Validate() error { return nil }
@@ -39,10 +40,9 @@ func (r *relays) AllocatePacketConn(network string, requested int) (net.PacketCo
 		if err != nil {
 			return nil, nil, err
 		}
-		rc := &relayConn{PacketConn: pc, r: r, port: uint16(port)}
-		r.mu.Lock()
-		r.byPort[rc.port] = rc
-		r.mu.Unlock()
+		rc := &relayConn{PacketConn: pc, r: r, port: uint16(port), local: make(chan localDatagram, 512), readDone: make(chan struct{})}
+		go rc.readKernel()
+		r.slots[port-int(r.min)].Store(rc)
 		return rc, &net.UDPAddr{IP: r.public.AsSlice(), Port: port}, nil
 	}
 	if requested != 0 { // EVEN-PORT/RESERVATION-TOKEN: pion picked it from the range
@@ -75,27 +75,19 @@ func (r *relays) byAddr(a net.Addr) *relayConn {
 	if !ok {
 		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.byPort[uint16(ua.Port)]
+	return r.byPortNum(uint16(ua.Port))
 }
 
-// own reports whether ap is one of the open relay sockets.
-func (r *relays) own(ap netip.AddrPort) bool {
-	if ap.Addr().Unmap() != r.public {
-		return false
+// byPortNum is the open relay socket on port, nil if none.
+func (r *relays) byPortNum(port uint16) *relayConn {
+	if port < r.min || port > r.max {
+		return nil
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.byPort[ap.Port()] != nil
+	return r.slots[port-r.min].Load()
 }
 
 func (r *relays) forget(rc *relayConn) {
-	r.mu.Lock()
-	if r.byPort[rc.port] == rc {
-		delete(r.byPort, rc.port)
-	}
-	r.mu.Unlock()
+	r.slots[rc.port-r.min].CompareAndSwap(rc, nil)
 }
 
 // relayConn is one allocation's relay socket. It charges every datagram to
@@ -108,7 +100,26 @@ type relayConn struct {
 	port uint16
 	user atomic.Pointer[userState] // set once the allocation is known
 	once sync.Once
+
+	// Datagrams from the server's other relay sockets are handed over in
+	// process: a round through the kernel would cost a send and a receive
+	// each, and behind a router without hairpin NAT, sent to the public
+	// address, it would never arrive. One goroutine reads the kernel
+	// socket into the same queue, so that ReadFrom waits on one thing.
+	local    chan localDatagram
+	readErr  error // why the kernel reads ended; set before readDone closes
+	readDone chan struct{}
 }
+
+// localDatagram is one datagram from another relay socket of this server.
+type localDatagram struct {
+	b    *[]byte // from datagrams
+	n    int
+	from *net.UDPAddr
+}
+
+// datagrams recycles the buffers of in-process handovers.
+var datagrams = sync.Pool{New: func() any { b := make([]byte, 1500); return &b }}
 
 // userState is what the relay keeps per user across their allocations.
 type userState struct {
@@ -136,10 +147,51 @@ func (rc *relayConn) charge(n int) bool {
 
 func (rc *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := rc.PacketConn.ReadFrom(p)
-		if err != nil || rc.charge(n) {
-			return n, addr, err
+		select {
+		case d := <-rc.local:
+			n := copy(p, (*d.b)[:d.n])
+			datagrams.Put(d.b)
+			if rc.charge(n) {
+				return n, d.from, nil
+			}
+		case <-rc.readDone:
+			return 0, nil, rc.readErr
 		}
+	}
+}
+
+// readKernel moves what the socket receives to the queue until it fails.
+func (rc *relayConn) readKernel() {
+	for {
+		b := datagrams.Get().(*[]byte)
+		n, addr, err := rc.PacketConn.ReadFrom(*b)
+		if err != nil {
+			datagrams.Put(b)
+			rc.readErr = err
+			close(rc.readDone)
+			return
+		}
+		ua, _ := addr.(*net.UDPAddr) // a UDP socket's
+		select {
+		case rc.local <- localDatagram{b: b, n: n, from: ua}:
+		default: // the reader is behind: dropped, as a full socket buffer would
+			datagrams.Put(b)
+		}
+	}
+}
+
+// handOver queues p for rc's reader as if it came from the relay at
+// from. A full queue drops p.
+func (rc *relayConn) handOver(p []byte, from *net.UDPAddr) {
+	b := datagrams.Get().(*[]byte)
+	if len(p) > len(*b) {
+		datagrams.Put(b)
+		return
+	}
+	select {
+	case rc.local <- localDatagram{b: b, n: copy(*b, p), from: from}:
+	default:
+		datagrams.Put(b)
 	}
 }
 
@@ -149,8 +201,12 @@ func (rc *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, fmt.Errorf("relay to %v: not a UDP address", addr)
 	}
 	ap := ua.AddrPort()
-	if ap.Addr().Unmap() == rc.r.public && !rc.r.own(ap) {
-		return len(p), nil // a datagram to a port that is not a relay: dropped, as the network might
+	if ap.Addr().Unmap() == rc.r.public {
+		dst := rc.r.byPortNum(ap.Port())
+		if dst != nil && rc.charge(len(p)) {
+			dst.handOver(p, &net.UDPAddr{IP: rc.r.public.AsSlice(), Port: int(rc.port)})
+		}
+		return len(p), nil // to a port that is not a relay: dropped, as the network might
 	}
 	if !rc.charge(len(p)) {
 		return len(p), nil

@@ -16,13 +16,17 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/logging"
 	pion "github.com/pion/turn/v4"
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
 	"mesh/server/netguard"
@@ -67,7 +71,7 @@ type Server struct {
 	cfg     Config
 	users   Users
 	log     *slog.Logger
-	udp     net.PacketConn
+	udp     []net.PacketConn // one per core, on one port
 	tcp     net.Listener
 	pion    *pion.Server
 	relays  *relays
@@ -108,9 +112,13 @@ func Listen(addr string, cfg Config, users Users, log *slog.Logger) (*Server, er
 	s := &Server{cfg: cfg, users: users, log: log, udp: udp, tcp: tcp,
 		allocs: map[string]*allocation{}, pending: map[string][]time.Time{}, states: map[string]*userState{}}
 	s.relays = &relays{public: cfg.Public.Unmap(), bindIP: cfg.BindIP, min: cfg.PortMin, max: cfg.PortMax, srv: s,
-		byPort: map[uint16]*relayConn{}}
+		slots: make([]atomic.Pointer[relayConn], int(cfg.PortMax-cfg.PortMin)+1)}
 	if s.relays.bindIP == "" {
 		s.relays.bindIP = "0.0.0.0"
+	}
+	var pcs []pion.PacketConnConfig
+	for _, pc := range udp {
+		pcs = append(pcs, pion.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: s.relays, PermissionHandler: s.permit})
 	}
 	s.pion, err = pion.NewServer(pion.ServerConfig{
 		Realm:         Realm,
@@ -121,43 +129,77 @@ func Listen(addr string, cfg Config, users Users, log *slog.Logger) (*Server, er
 			OnAllocationCreated: s.created,
 			OnAllocationDeleted: s.deleted,
 		},
-		PacketConnConfigs: []pion.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: s.relays, PermissionHandler: s.permit}},
+		PacketConnConfigs: pcs,
 		ListenerConfigs:   []pion.ListenerConfig{{Listener: tcp, RelayAddressGenerator: s.relays, PermissionHandler: s.permit}},
 	})
 	if err != nil {
-		_ = udp.Close() // not served; the pion error is the one to report
+		for _, pc := range udp {
+			_ = pc.Close() // not served; the pion error is the one to report
+		}
 		_ = tcp.Close()
 		return nil, fmt.Errorf("turn: %w", err)
 	}
 	return s, nil
 }
 
-// listenBoth binds UDP and TCP to one port.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+// listenBoth binds TCP and UDP to one port: TCP first, alone, so that a
+// second server on the port fails at once; then one UDP socket per core
+// (up to four) sharing the port with SO_REUSEPORT, each read by its own
+// pion loop, as coturn does: one socket's loop caps the packet rate.
+func listenBoth(addr string) ([]net.PacketConn, net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("turn listen %q: want host:port", addr)
 	}
-	for range 16 { // with port 0, another program may take the TCP side of the UDP port
-		udp, err := net.ListenPacket("udp", addr)
+	const inUse = "is coturn or another mesh running? set [rtc] turn_listen, or turn = false"
+	for range 16 { // with port 0, another program may hold the UDP side of the TCP port
+		tcp, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("turn: listen udp %s: %w (is coturn or another mesh running? set [rtc] turn_listen, or turn = false)", addr, err)
+			return nil, nil, fmt.Errorf("turn: listen tcp %s: %w (%s)", addr, err, inUse)
 		}
-		p := fmt.Sprint(udp.LocalAddr().(*net.UDPAddr).Port)
-		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
+		p := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
+		udps, err := listenUDP(net.JoinHostPort(host, p), min(runtime.GOMAXPROCS(0), 4))
 		if err == nil {
-			return udp, tcp, nil
+			return udps, tcp, nil
 		}
-		_ = udp.Close() // retried, or the TCP error is reported
+		_ = tcp.Close() // retried, or the UDP error is reported
 		if port != "0" {
-			return nil, nil, fmt.Errorf("turn: listen tcp %s: %w (is coturn or another mesh running? set [rtc] turn_listen, or turn = false)", addr, err)
+			return nil, nil, fmt.Errorf("turn: listen udp %s: %w (%s)", addr, err, inUse)
 		}
 	}
 	return nil, nil, fmt.Errorf("turn: no port free for both UDP and TCP on %s", host)
 }
 
+// udpBuffer is each UDP socket's kernel buffer: a burst of a few
+// milliseconds of relayed video survives a busy moment of its loop.
+const udpBuffer = 4 << 20
+
+func listenUDP(addr string, n int) ([]net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		return errors.Join(err, serr)
+	}}
+	var out []net.PacketConn
+	for range n {
+		pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+		if err != nil {
+			for _, c := range out {
+				_ = c.Close() // the bind error is the one to report
+			}
+			return nil, err
+		}
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(udpBuffer) // capped by net.core.rmem_max; the default works too
+			_ = uc.SetWriteBuffer(udpBuffer)
+		}
+		out = append(out, pc)
+	}
+	return out, nil
+}
+
 // Addr is the UDP address the server listens on (TCP has the same port).
-func (s *Server) Addr() *net.UDPAddr { return s.udp.LocalAddr().(*net.UDPAddr) }
+func (s *Server) Addr() *net.UDPAddr { return s.udp[0].LocalAddr().(*net.UDPAddr) }
 
 // Relayed is the number of bytes relayed so far, both directions.
 func (s *Server) Relayed() int64 { return s.relayed.Load() }
