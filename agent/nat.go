@@ -123,9 +123,12 @@ func openDialer(ctx context.Context, cfg Config, dir string, relay bool, log *sl
 	go func() { defer close(d.done); _ = l.run(lctx) }() // its errors are logged; the relay is only one path
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		gctx, cancel := context.WithTimeout(ctx, 1200*time.Millisecond) // STUN answers in a round trip
 		defer cancel()
 		d.cands = gather(gctx, cfg, ep, log)
+		if !slices.ContainsFunc(d.cands, func(c protocol.Candidate) bool { return c.Type == protocol.CandidateSrflx }) {
+			ep.SetRelayDelay(0) // no UDP answer from the server: the relay is likely the only way out
+		}
 	})
 	select { // the relay must be there before the race, or it joins late
 	case <-l.connected():

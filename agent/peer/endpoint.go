@@ -77,6 +77,8 @@ type Endpoint struct {
 	conf *quic.Config
 	stun sync.Mutex // one STUN exchange at a time reads the socket's non-QUIC packets
 
+	relayDelay time.Duration // see SetRelayDelay
+
 	mu     sync.Mutex // guards closed
 	closed bool
 }
@@ -125,9 +127,10 @@ func NewEndpoint(cfg Config, pc net.PacketConn) (*Endpoint, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Endpoint{
-		cfg: cfg,
-		log: log,
-		tr:  &quic.Transport{Conn: pc},
+		cfg:        cfg,
+		log:        log,
+		relayDelay: relayDelay,
+		tr:         &quic.Transport{Conn: pc},
 		conf: &quic.Config{
 			HandshakeIdleTimeout:       cfg.HandshakeTimeout / 2, // quic-go allows twice this in all
 			MaxIdleTimeout:             idleTimeout,

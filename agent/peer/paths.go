@@ -57,6 +57,11 @@ func (p Path) Word() string {
 // within two seconds.
 const relayDelay = time.Second
 
+// SetRelayDelay sets how long direct candidates race alone before the
+// relay joins (relayDelay by default); 0 starts the relay with them, for
+// a side that knows UDP does not get out. Call it before dialing.
+func (e *Endpoint) SetRelayDelay(d time.Duration) { e.relayDelay = d }
+
 // UseRelay gives the endpoint a second transport over the server's relay;
 // call it before [Endpoint.Serve]. The endpoint does not close rc.
 func (e *Endpoint) UseRelay(rc *RelayConn) {
@@ -88,7 +93,7 @@ func HostCandidates(port int) []protocol.Candidate {
 	return out
 }
 
-// Reflexive asks the STUN server at addr (the mesh server's) for this
+// Reflexive asks the STUN server at addr (within ctx's deadline, else 2 s) (the mesh server's) for this
 // endpoint's address as seen from there, over the endpoint's own socket,
 // so that the answer is the NAT mapping QUIC packets get.
 func (e *Endpoint) Reflexive(ctx context.Context, addr string) (protocol.Candidate, error) {
@@ -98,7 +103,11 @@ func (e *Endpoint) Reflexive(ctx context.Context, addr string) (protocol.Candida
 	}
 	e.stun.Lock()
 	defer e.stun.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	wait := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = time.Until(dl)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
 	buf := make([]byte, 1500)
@@ -123,7 +132,7 @@ func (e *Endpoint) Reflexive(ctx context.Context, addr string) (protocol.Candida
 		}
 		rcancel()
 		if ctx.Err() != nil {
-			return protocol.Candidate{}, fmt.Errorf("no STUN answer from %s within 2s (UDP to the server blocked?)", addr)
+			return protocol.Candidate{}, fmt.Errorf("no STUN answer from %s within %v (UDP to the server blocked?)", addr, wait.Round(100*time.Millisecond))
 		}
 	}
 }
@@ -224,7 +233,7 @@ func (e *Endpoint) race(ctx context.Context, s protocol.P2PSession, targets []di
 			go dial(relay)
 			pending++
 		} else {
-			relayAt = time.After(relayDelay)
+			relayAt = time.After(e.relayDelay)
 		}
 	}
 	var tried []string
