@@ -60,6 +60,16 @@ func agentCommand() *cli.Command {
 				Action: runAgentSend},
 			shareTerminalCommand(cfgFlags),
 			joinTerminalCommand(cfgFlags),
+			{Name: "doctor", Usage: "check what this machine can reach: the server, its STUN and relay, NAT, a device",
+				Description: agent.DoctorHelp,
+				Flags:       cfgFlags(&cli.StringFlag{Name: "to", Usage: "also dial a file session to `DEVICE` (no file is sent)"}),
+				Action: func(c *cli.Context) error {
+					cfg, path, log, err := agentSetup(c)
+					if err != nil {
+						return err
+					}
+					return agent.Doctor(c.Context, cfg, filepath.Dir(path), c.String("to"), c.App.Writer, log)
+				}},
 		},
 	}
 }
