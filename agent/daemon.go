@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/errgroup"
 
 	"mesh/agent/peer"
@@ -135,6 +137,10 @@ func (d *Daemon) receive(ctx context.Context, ps *peer.Session) {
 	defer d.parts.receiving()()
 	r := transfer.Receiver{Inbox: d.inbox}
 	res, err := r.Receive(ctx, ps.Stream)
+	if err != nil && len(res.Files) == 0 && doctorProbe(ps) {
+		log.Info("connection test by mesh agent doctor", "path", ps.Path.String())
+		return // not a transfer: nothing to list
+	}
 	outcome, reason := protocol.OutcomeOK, ""
 	if err != nil {
 		outcome, reason = protocol.OutcomeFailed, err.Error()
@@ -157,4 +163,11 @@ func mbps(n int64, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / 1e6 / d.Seconds()
+}
+
+// doctorProbe reports whether the initiator hung up as `mesh agent doctor
+// --to` does, having sent nothing.
+func doctorProbe(ps *peer.Session) bool {
+	var app *quic.ApplicationError
+	return errors.As(context.Cause(ps.Conn.Context()), &app) && app.Remote && app.ErrorMessage == doctorHangUp
 }
