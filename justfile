@@ -40,6 +40,15 @@ bench-turn:
     command -v turnserver >/dev/null || (apt-get update && apt-get install -y coturn)
     go test ./e2e -run '^$' -bench TURNRelay -benchtime 1x -count 1
 
+# 1 GiB send-file direct and relayed through mesh serve (UDP between the
+# agents dropped in a network lab; needs root), beside croc through its own
+# relay (installed into GOPATH/bin when missing): MB/s, CPU-s/GiB per
+# process, time to first byte. '^BenchmarkRelay$', not 'Relay': that also
+# matches BenchmarkTURNRelay.
+bench-relay:
+    command -v croc >/dev/null || test -x "$(go env GOPATH)/bin/croc" || go install github.com/schollz/croc/v10@latest
+    go test ./e2e -run '^$' -bench '^BenchmarkRelay$' -benchtime 1x -count 1
+
 # the soak of the README's hardening table: 1,000 users for 10 minutes with
 # a SIGKILL restart, transfers with an agent kill, a terminal share, a
 # stalled client ('just soak 100 1m' for a quick one)
