@@ -176,6 +176,10 @@ func TestLabPathCutMidTransfer(t *testing.T) {
 	r := s.wait()
 	checkSent(t, r, p.b.inbox(), f)
 	checkPath(t, r, "path: direct (through NAT)")
+	// Resumed, not restarted: the second session skips what arrived.
+	if !strings.Contains(r.out, "resumed after") {
+		t.Errorf("send-file after the cut did not resume from the verified data; output:\n%s", r.out)
+	}
 	p.lab.logCounters("path cut")
 }
 
