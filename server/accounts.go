@@ -147,7 +147,7 @@ func (s *Server) login(c echo.Context) error {
 		return refuse(kindRateLimited, codeRateLimited, "too many failed logins; try again in %d seconds", secs)
 	}
 	u, err := s.store.UserByName(c.Request().Context(), req.Username)
-	hash := s.dummyHash // unknown users cost one bcrypt too, so timing tells nothing
+	hash := s.dummyHash() // unknown users cost one bcrypt too, so timing tells nothing
 	if err == nil {
 		hash = u.PasswordHash
 	} else if !errors.Is(err, store.ErrNotFound) {

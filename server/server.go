@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
@@ -45,7 +46,7 @@ type Server struct {
 	key       signingKey
 	admission store.Admission
 	throttle  *throttle
-	dummyHash string // compared against for unknown users
+	dummyHash func() string // compared against for unknown users
 	hub       *hub
 	terms     terminals // shared terminals that browsers watch
 	upgrader  *websocket.Upgrader
@@ -76,13 +77,20 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cfg.Auth.BcryptCost)
-	if err != nil {
-		return nil, fmt.Errorf("prepare password check: %w", err)
-	}
+	// The hash unknown users are compared against costs as much as a real
+	// one (130 ms at cost 11): made in the background, so that the server
+	// listens at once; the first login of an unknown user waits for it.
+	dummy := make(chan string, 1)
+	go func() {
+		h, err := bcrypt.GenerateFromPassword([]byte("not a password of anyone"), cfg.Auth.BcryptCost)
+		if err != nil { // only for a cost outside 4..31, which Validate refused
+			panic(fmt.Sprintf("prepare password check: %v", err))
+		}
+		dummy <- string(h)
+	}()
 	s := &Server{
 		cfg: cfg, store: st, log: log, key: key, admission: adm,
-		throttle: newThrottle(throttleWindow), dummyHash: string(dummy),
+		throttle: newThrottle(throttleWindow), dummyHash: sync.OnceValue(func() string { return <-dummy }),
 		hub:      newHub(st, log.With("component", "hub"), cfg.now),
 		terms:    terminals{shares: make(map[string]*share)},
 		upgrader: newUpgrader(),
