@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,7 +121,11 @@ func (l *link) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ws, res, err := websocket.DefaultDialer.DialContext(ctx, addr, nil)
+	dialer := *websocket.DefaultDialer
+	// Relay frames are up to 60 KiB: with the default 4 KiB buffers each
+	// would go out as fifteen fragments, one write each.
+	dialer.ReadBufferSize, dialer.WriteBufferSize = 64<<10, 64<<10
+	ws, res, err := dialer.DialContext(ctx, addr, nil)
 	if err != nil {
 		if res != nil && res.StatusCode == http.StatusUnauthorized {
 			return ErrRevoked
@@ -156,8 +161,9 @@ func (l *link) session(ctx context.Context) error {
 	if l.onUp != nil {
 		l.onUp()
 	}
+	var buf bytes.Buffer // reused for every message: relay frames come by the thousand
 	for {
-		mt, b, err := ws.ReadMessage()
+		mt, b, err := readMessage(ws, &buf)
 		_ = ws.SetReadDeadline(time.Now().Add(serverSilence)) // as above
 		if err != nil {
 			var ce *websocket.CloseError
@@ -233,4 +239,18 @@ func (l *link) write(ws *websocket.Conn, t protocol.Type, payload any) error {
 	}
 	_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second)) // a failed deadline shows up as a failed write
 	return ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// readMessage reads the next message into buf, whose bytes it returns:
+// valid until the next call, so handlers copy what they keep.
+func readMessage(ws *websocket.Conn, buf *bytes.Buffer) (int, []byte, error) {
+	mt, r, err := ws.NextReader()
+	if err != nil {
+		return mt, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return mt, nil, err
+	}
+	return mt, buf.Bytes(), nil
 }

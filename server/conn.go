@@ -74,6 +74,7 @@ type conn struct {
 	quicPort    int
 	fingerprint string
 	candidates  []protocol.Candidate // where its QUIC socket may be reached
+	rbuf        []byte               // readLoop's, reused for every message
 }
 
 // connHooks are what a session hands its frames to and tells of its end,
@@ -88,9 +89,12 @@ type connHooks struct {
 // newUpgrader: small buffers and a shared write pool keep idle sessions
 // cheap (measured: 7.8 KiB per connection against 25.7 KiB with gorilla's
 // defaults, counting the return from the handler after the upgrade).
-func newUpgrader() *websocket.Upgrader {
+// newUpgrader upgrades with readBuffer bytes of read buffer: 512 for
+// people's sessions (memory per idle session), 64 KiB for agents, whose
+// relay frames are tens of KiB.
+func newUpgrader(readBuffer int) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:  512,
+		ReadBufferSize:  readBuffer,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // originAllowed answers first, with a JSON error
@@ -131,7 +135,11 @@ func (s *Server) websocket(c echo.Context) error {
 			"%d sessions are open from your address, the most this server allows; close some (or ask the admin to raise [server] max_sessions_per_ip)",
 			s.cfg.HTTP.MaxSessionsPerIP)
 	}
-	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
+	up := s.upgrader
+	if cn.device.ID != "" {
+		up = s.agentUpgrader
+	}
+	ws, err := up.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		s.hub.remove(cn)
 		cn.closeSocket()
@@ -333,7 +341,7 @@ func (cn *conn) readLoop() {
 			continue
 		}
 		_ = cn.ws.SetReadDeadline(time.Now().Add(pongWait)) // as above
-		b, err := io.ReadAll(io.LimitReader(r, protocol.MaxFrame+1))
+		b, err := cn.readFrame(r)
 		if err != nil {
 			return
 		}
@@ -347,15 +355,15 @@ func (cn *conn) readLoop() {
 			cn.close(websocket.ClosePolicyViolation, "rate limit exceeded")
 			continue
 		}
+		if mt == websocket.BinaryMessage && len(b) > 0 && b[0] == protocol.PeerPackets {
+			cn.on.relayData(cn, b) // small and frequent: a goroutine each would cost more than it
+			continue
+		}
 		// Decoding and handling run on a short-lived goroutine so the
 		// reader's own stack, kept by every idle session, stays small.
 		handled := make(chan struct{})
 		go func() {
 			defer close(handled)
-			if mt == websocket.BinaryMessage && len(b) > 0 && b[0] == protocol.PeerPackets {
-				cn.on.relayData(cn, b)
-				return
-			}
 			if mt == websocket.BinaryMessage {
 				cn.on.termData(cn, b)
 				return
@@ -368,6 +376,38 @@ func (cn *conn) readLoop() {
 			cn.on.request(cn, env)
 		}()
 		<-handled
+	}
+}
+
+// readFrame reads one message, up to MaxFrame+1 bytes, into the session's
+// reused buffer (a relay moves thousands of frames a second, and io.ReadAll
+// would allocate and grow a buffer for each). The bytes are valid until
+// the next call: the loop handles each message before reading the next,
+// and handlers copy what they keep.
+func (cn *conn) readFrame(r io.Reader) ([]byte, error) {
+	if cn.rbuf == nil {
+		cn.rbuf = make([]byte, 0, 4096)
+	}
+	b := cn.rbuf[:0]
+	for {
+		if len(b) == cap(b) {
+			if len(b) > protocol.MaxFrame {
+				return b, nil // over the limit: the caller says so
+			}
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), protocol.MaxFrame+1)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			cn.rbuf = b[:0]
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > protocol.MaxFrame {
+			return b, nil
+		}
 	}
 }
 

@@ -39,24 +39,25 @@ import (
 
 // Server is one `mesh serve`. Create it with [New], run it with [Serve].
 type Server struct {
-	cfg       Config
-	store     *store.Store
-	log       *slog.Logger
-	echo      *echo.Echo
-	key       signingKey
-	admission store.Admission
-	throttle  *throttle
-	dummyHash func() string // compared against for unknown users
-	hub       *hub
-	terms     terminals // shared terminals that browsers watch
-	upgrader  *websocket.Upgrader
-	chatIn    chan sendReq  // to runChat
-	chatQuit  chan struct{} // closed once no session can send any more
-	push      *pusher
-	pushIn    chan pushJob      // stored messages, to runPushFeed
-	acme      *autocert.Manager // nil unless certificates come from ACME
-	rtc       *rtc              // the embedded STUN/TURN server
-	relay     *relay            // QUIC datagrams between agents that cannot meet directly
+	cfg           Config
+	store         *store.Store
+	log           *slog.Logger
+	echo          *echo.Echo
+	key           signingKey
+	admission     store.Admission
+	throttle      *throttle
+	dummyHash     func() string // compared against for unknown users
+	hub           *hub
+	terms         terminals           // shared terminals that browsers watch
+	upgrader      *websocket.Upgrader // for people's sessions
+	agentUpgrader *websocket.Upgrader // for devices' sessions: bigger reads
+	chatIn        chan sendReq        // to runChat
+	chatQuit      chan struct{}       // closed once no session can send any more
+	push          *pusher
+	pushIn        chan pushJob      // stored messages, to runPushFeed
+	acme          *autocert.Manager // nil unless certificates come from ACME
+	rtc           *rtc              // the embedded STUN/TURN server
+	relay         *relay            // QUIC datagrams between agents that cannot meet directly
 
 	afterUpgrade func() // tests widen the upgrade window with it; nil otherwise
 }
@@ -93,8 +94,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger) (*Server, error) {
 		throttle: newThrottle(throttleWindow), dummyHash: sync.OnceValue(func() string { return <-dummy }),
 		hub:      newHub(st, log.With("component", "hub"), cfg.now),
 		terms:    terminals{shares: make(map[string]*share)},
-		upgrader: newUpgrader(),
-		chatIn:   make(chan sendReq, 1024), chatQuit: make(chan struct{}),
+		upgrader: newUpgrader(512), agentUpgrader: newUpgrader(64 << 10),
+		chatIn: make(chan sendReq, 1024), chatQuit: make(chan struct{}),
 		pushIn: make(chan pushJob, 4096),
 		acme:   acme,
 	}

@@ -33,7 +33,8 @@ const relayQueue = 16
 // hands them to the session's other agent. QUIC runs over it unchanged:
 // the server only ever sees QUIC ciphertext. Datagrams written while the
 // previous frame is being sent gather into the next frame. Like UDP it
-// drops what it cannot carry. It is safe for concurrent use.
+// drops what it cannot carry, but makes a writer wait while the
+// WebSocket is behind. It is safe for concurrent use.
 type RelayConn struct {
 	send func([]byte) bool // writes one frame; false if it could not
 	in   chan relayed
@@ -42,6 +43,7 @@ type RelayConn struct {
 	pending   map[RelayAddr][]byte // the frame being gathered, per session
 	order     []RelayAddr          // sessions with a frame being gathered
 	ready     [][]byte             // full frames waiting to be sent
+	drained   *sync.Cond           // on mu: the flusher took the ready frames
 	deadline  time.Time
 	dlChanged chan struct{} // closed when deadline changes
 	closed    bool
@@ -51,14 +53,23 @@ type RelayConn struct {
 
 type relayed struct {
 	from RelayAddr
-	p    []byte
+	b    *[]byte // from packets
+	n    int
 }
+
+// frames recycles the buffers relay frames are gathered in; send does
+// not keep them.
+var frames = sync.Pool{New: func() any { b := make([]byte, 0, relayBatch+2+protocol.MaxRelayPacket); return &b }}
+
+// packets recycles the buffers of received datagrams.
+var packets = sync.Pool{New: func() any { b := make([]byte, protocol.MaxRelayPacket); return &b }}
 
 // NewRelayConn returns a relay conn that writes frames with send, from one
 // goroutine at a time. Frames from the server go to [RelayConn.Deliver].
 func NewRelayConn(send func(frame []byte) bool) *RelayConn {
-	c := &RelayConn{send: send, in: make(chan relayed, 1024), pending: map[RelayAddr][]byte{},
+	c := &RelayConn{send: send, in: make(chan relayed, 4096), pending: map[RelayAddr][]byte{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), dlChanged: make(chan struct{})}
+	c.drained = sync.NewCond(&c.mu)
 	go c.flush()
 	return c
 }
@@ -71,9 +82,12 @@ func (c *RelayConn) Deliver(frame []byte) {
 		return
 	}
 	for _, p := range f.Packets {
+		b := packets.Get().(*[]byte)
+		n := copy(*b, p)
 		select {
-		case c.in <- relayed{from: RelayAddr(f.SessionID), p: append([]byte(nil), p...)}:
+		case c.in <- relayed{from: RelayAddr(f.SessionID), b: b, n: n}:
 		default:
+			packets.Put(b)
 			return
 		}
 	}
@@ -97,7 +111,9 @@ func (c *RelayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		select {
 		case r := <-c.in:
-			return copy(b, r.p), r.from, nil
+			n := copy(b, (*r.b)[:r.n])
+			packets.Put(r.b)
+			return n, r.from, nil
 		case <-c.done:
 			return 0, nil, net.ErrClosed
 		case <-timeout:
@@ -123,14 +139,22 @@ func (c *RelayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	buf := c.pending[to]
 	if len(buf)+2+len(p) > relayBatch { // full: it waits its turn, a new frame begins
-		if len(c.ready) >= relayQueue {
-			c.mu.Unlock()
-			return len(p), nil // the WebSocket is behind: dropped, and QUIC slows down
+		// The WebSocket is behind: wait, as a full UDP socket buffer makes
+		// a sender wait, rather than drop and have QUIC halve its window.
+		for len(c.ready) >= relayQueue && !c.closed {
+			c.drained.Wait()
 		}
-		c.ready, buf = append(c.ready, buf), nil
+		if c.closed {
+			c.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		buf = c.pending[to]
+		if len(buf)+2+len(p) > relayBatch {
+			c.ready, buf = append(c.ready, buf), nil
+		}
 	}
 	if len(buf) == 0 {
-		buf = protocol.AppendRelayHeader(make([]byte, 0, 4096), string(to))
+		buf = protocol.AppendRelayHeader((*frames.Get().(*[]byte))[:0], string(to))
 		c.order = append(c.order, to)
 	}
 	c.pending[to] = protocol.AppendRelayPacket(buf, p)
@@ -151,17 +175,19 @@ func (c *RelayConn) flush() {
 		case <-c.kick:
 		}
 		c.mu.Lock()
-		frames := c.ready
+		batch := c.ready
 		for _, to := range c.order {
 			if b := c.pending[to]; len(b) > 0 {
-				frames = append(frames, b)
+				batch = append(batch, b)
 			}
 		}
 		c.ready, c.order = nil, nil
 		clear(c.pending)
+		c.drained.Broadcast()
 		c.mu.Unlock()
-		for _, f := range frames {
+		for _, f := range batch {
 			c.send(f) // a frame that cannot go is lost, as datagrams would be
+			frames.Put(&f)
 		}
 	}
 }
@@ -173,6 +199,7 @@ func (c *RelayConn) Close() error {
 	if !c.closed {
 		c.closed = true
 		close(c.done)
+		c.drained.Broadcast()
 	}
 	return nil
 }
