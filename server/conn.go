@@ -267,7 +267,11 @@ func (cn *conn) flush() {
 		for i, f := range batch {
 			bufs[i] = f
 		}
-		if _, err := bufs.WriteTo(cn.nc); err != nil {
+		_, err := bufs.WriteTo(cn.nc)
+		for _, f := range batch {
+			recycle(f)
+		}
+		if err != nil {
 			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && !closing {
 				cn.log.Info("websocket dropped: client stalled", "user", cn.user.Username, "blocked", wait)
 			}

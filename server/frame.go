@@ -2,8 +2,11 @@ package server
 
 import (
 	"encoding/binary"
+	"sync"
 
 	"github.com/gorilla/websocket"
+
+	"mesh/protocol"
 )
 
 // frame is one complete server-to-client WebSocket frame (RFC 6455 §5.2;
@@ -34,7 +37,12 @@ func closeFrame(code int, reason string) frame {
 }
 
 func makeFrame(op int, payload []byte) frame {
-	n := len(payload)
+	hdr := makeHeader(op, len(payload))
+	return append(append(make(frame, 0, len(hdr)+len(payload)), hdr...), payload...)
+}
+
+// makeHeader is the header of a final, unmasked frame of n bytes.
+func makeHeader(op, n int) []byte {
 	var hdr []byte
 	switch {
 	case n < 126:
@@ -47,5 +55,29 @@ func makeFrame(op int, payload []byte) frame {
 		hdr[0], hdr[1] = 0x80|byte(op), 127
 		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
 	}
-	return append(append(make(frame, 0, len(hdr)+n), hdr...), payload...)
+	return hdr
+}
+
+// relayFrameCap is the capacity of the pooled buffers relay frames are
+// framed in, and how flush tells them from other frames to recycle them:
+// a relay frame has one recipient, so it is free once written.
+const relayFrameCap = protocol.MaxFrame + 16
+
+// relayFrames recycles relay frames: a relay moves thousands a second.
+var relayFrames = sync.Pool{New: func() any { b := make(frame, 0, relayFrameCap); return &b }}
+
+// relayFrame frames payload as a binary message in a pooled buffer;
+// see [recycle].
+func relayFrame(payload []byte) frame {
+	b := relayFrames.Get().(*frame)
+	f := append((*b)[:0], makeHeader(websocket.BinaryMessage, len(payload))...)
+	return append(f, payload...)
+}
+
+// recycle returns a relay frame's buffer once nothing refers to it.
+func recycle(f frame) {
+	if cap(f) == relayFrameCap {
+		f = f[:0]
+		relayFrames.Put(&f)
+	}
 }

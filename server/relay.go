@@ -87,7 +87,12 @@ func (s *Server) onRelayFrame(cn *conn, b []byte) {
 	}
 	p.last.Store(time.Now().UnixNano())
 	dst := p.other(side, r.hub)
-	if dst == nil || !r.allow(cn.user.ID, len(b)) || !dst.offer(binaryFrame(b)) {
+	if dst == nil || !r.allow(cn.user.ID, len(b)) {
+		p.dropped.Add(1)
+		return
+	}
+	if f := relayFrame(b); !dst.offer(f) {
+		recycle(f)
 		p.dropped.Add(1)
 		return
 	}

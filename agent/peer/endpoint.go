@@ -70,12 +70,13 @@ type Config struct {
 // that both accepts sessions ([Endpoint.Serve]) and starts them
 // ([Endpoint.Dial]). It is safe for concurrent use.
 type Endpoint struct {
-	cfg  Config
-	log  *slog.Logger
-	tr   *quic.Transport
-	rtr  *quic.Transport // over the server's relay; nil without one
-	conf *quic.Config
-	stun sync.Mutex // one STUN exchange at a time reads the socket's non-QUIC packets
+	cfg   Config
+	log   *slog.Logger
+	tr    *quic.Transport
+	rtr   *quic.Transport // over the server's relay; nil without one
+	conf  *quic.Config
+	rconf *quic.Config // for the relay
+	stun  sync.Mutex   // one STUN exchange at a time reads the socket's non-QUIC packets
 
 	relayDelay time.Duration // see SetRelayDelay
 
@@ -173,7 +174,11 @@ func (e *Endpoint) Serve(ctx context.Context, handle func(context.Context, *Sess
 	defer cancel() // closes every connection; see serveConn
 	errs := make(chan error, len(trs))
 	for _, tr := range trs {
-		ln, err := tr.Listen(e.serverTLS(), e.conf)
+		conf := e.conf
+		if tr == e.rtr {
+			conf = e.rconf
+		}
+		ln, err := tr.Listen(e.serverTLS(), conf)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", tr.Conn.LocalAddr(), err)
 		}

@@ -66,7 +66,15 @@ func (e *Endpoint) SetRelayDelay(d time.Duration) { e.relayDelay = d }
 // call it before [Endpoint.Serve]. The endpoint does not close rc.
 func (e *Endpoint) UseRelay(rc *RelayConn) {
 	e.rtr = &quic.Transport{Conn: rc}
+	// The relay has no path MTU: the largest packets quic-go makes, at
+	// once, carry 16% more per packet than its 1252-byte start.
+	e.rconf = e.conf.Clone()
+	e.rconf.InitialPacketSize = relayPacketSize
+	e.rconf.DisablePathMTUDiscovery = true
 }
+
+// relayPacketSize is quic-go's largest packet.
+const relayPacketSize = 1452
 
 // HostCandidates lists the addresses of this machine's interfaces that are
 // up (loopback and link-local left out) with port: where a peer on the same
@@ -219,7 +227,11 @@ func (e *Endpoint) race(ctx context.Context, s protocol.P2PSession, targets []di
 	results := make(chan result, len(targets)+1)
 	tls := e.clientTLS(s.Endpoints.Target.Fingerprint)
 	dial := func(t dialTarget) {
-		conn, err := t.tr.Dial(ctx, t.addr, tls, e.conf)
+		conf := e.conf
+		if t.tr == e.rtr {
+			conf = e.rconf
+		}
+		conn, err := t.tr.Dial(ctx, t.addr, tls, conf)
 		results <- result{conn, t, err}
 	}
 	for _, t := range targets {
