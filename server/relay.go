@@ -52,6 +52,7 @@ type relayPair struct {
 	ini, tgt *conn
 
 	bytes   [2]atomic.Int64 // from the initiator, from the target
+	frames  [2]atomic.Int64
 	dropped atomic.Int64
 	last    atomic.Int64 // unix nanoseconds of the last frame
 }
@@ -97,6 +98,7 @@ func (s *Server) onRelayFrame(cn *conn, b []byte) {
 		return
 	}
 	p.bytes[side].Add(int64(len(b)))
+	p.frames[side].Add(1)
 	r.relayed.Add(int64(len(b)))
 }
 
@@ -211,6 +213,7 @@ func (r *relay) sweep(now time.Time) {
 	r.mu.Unlock()
 	for _, p := range ended {
 		r.log.Info("relay session ended", "session_id", p.id, "bytes_from_initiator", p.bytes[0].Load(),
-			"bytes_from_target", p.bytes[1].Load(), "frames_dropped", p.dropped.Load())
+			"bytes_from_target", p.bytes[1].Load(), "frames_from_initiator", p.frames[0].Load(),
+			"frames_from_target", p.frames[1].Load(), "frames_dropped", p.dropped.Load())
 	}
 }
