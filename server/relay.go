@@ -98,7 +98,9 @@ func (s *Server) onRelayFrame(cn *conn, b []byte) {
 		return
 	}
 	p.bytes[side].Add(int64(len(b)))
-	p.frames[side].Add(1)
+	if p.frames[side].Add(1) == 1 && p.frames[1-side].Load() == 0 { // the first frame it carried
+		r.log.Info("relay session started", "session_id", id, "from_device", cn.device.ID)
+	}
 	r.relayed.Add(int64(len(b)))
 }
 
@@ -129,7 +131,6 @@ func (r *relay) pair(id string) (*relayPair, error) {
 		p = q
 	} else {
 		r.pairs[id] = p
-		r.log.Info("relay session started", "session_id", id, "kind", sess.Kind, "target", sess.TargetDevice)
 	}
 	r.mu.Unlock()
 	return p, nil
@@ -212,6 +213,9 @@ func (r *relay) sweep(now time.Time) {
 	}
 	r.mu.Unlock()
 	for _, p := range ended {
+		if p.frames[0].Load()+p.frames[1].Load() == 0 {
+			continue // never carried anything: a direct session's target said hello
+		}
 		r.log.Info("relay session ended", "session_id", p.id, "bytes_from_initiator", p.bytes[0].Load(),
 			"bytes_from_target", p.bytes[1].Load(), "frames_from_initiator", p.frames[0].Load(),
 			"frames_from_target", p.frames[1].Load(), "frames_dropped", p.dropped.Load())
