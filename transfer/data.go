@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 
@@ -118,7 +119,14 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		pr.Bytes += int64(n)
 		rc.progress(pr)
 	}
-	k.jobs <- job{it: it, off: -1}
+	var end endFrame
+	if err := rc.expect(tagEnd, hdr[:endFrameLen-4], it.index); err != nil {
+		return err
+	} else if end.parse(hdr[:endFrameLen-4]); int(end.index) != it.index || end.flags&^endChanged != 0 {
+		return fmt.Errorf("%w: end frame for entry %d with flags %#x, want entry %d", ErrProtocol, end.index, end.flags, it.index)
+	}
+	it.BLAKE3 = hex.EncodeToString(end.sum[:])
+	k.jobs <- job{it: it, off: -1, changed: end.flags&endChanged != 0}
 	return nil
 }
 
@@ -196,7 +204,7 @@ func (rc *receiver) frame() (uint32, rawMsg, error) {
 		return 0, nil, fmt.Errorf("read frame: %w", noEOF(err))
 	}
 	switch tag := binary.BigEndian.Uint32(w[:]); tag {
-	case tagFile, tagChunk:
+	case tagFile, tagChunk, tagEnd:
 		return tag, nil, nil
 	default:
 		body, err := readBody(rc.br, tag)
@@ -217,8 +225,11 @@ func (rc *receiver) frame() (uint32, rawMsg, error) {
 // entry index, and fills hdr with the rest of its header.
 func (rc *receiver) expect(tag uint32, hdr []byte, index int) error {
 	what := "a chunk"
-	if tag == tagFile {
+	switch tag {
+	case tagFile:
 		what = "a file frame"
+	case tagEnd:
+		what = "an end frame"
 	}
 	got, raw, err := rc.frame()
 	if err != nil {

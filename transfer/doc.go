@@ -10,7 +10,7 @@
 // peer), does not log (it returns errors and reports progress through
 // [Options].Progress) and imports nothing from mesh.
 //
-// # Wire contract, version 1
+// # Wire contract, version 2
 //
 // Two kinds of frame share the stream. A control message is a 4-byte
 // big-endian length n ≤ [MaxControl] followed by n bytes of a JSON object
@@ -22,18 +22,21 @@
 //	chunk frame  0x80000002  index u32, offset u64, length u32,
 //	                         blake3 [32]byte of the data       (52 bytes)
 //	                         then length raw bytes
+//	end frame    0x80000003  index u32, flags u32,
+//	                         blake3 [32]byte of the whole file   (44 bytes)
 //
 // All integers are big-endian; index is the entry's position in the
 // manifest. The conversation:
 //
 //  1. Sender → manifest, in one or more messages each under MaxControl:
-//     {"type":"manifest","version":1,"chunk_size":1048576,"more":true,
-//     "entries":[{"path":"tree/a.txt","kind":"file","size":3,"mode":420,
-//     "blake3":"<64 hex>"},{"path":"tree","kind":"dir","mode":493}]}.
+//     {"type":"manifest","version":2,"chunk_size":1048576,"more":true,
+//     "entries":[{"path":"tree/a.txt","kind":"file","size":3,"mode":420},
+//     {"path":"tree","kind":"dir","mode":493}]}.
 //     Paths are slash-separated and relative, and start with the top-level
-//     name; kind is "file" or "dir"; mode holds permission bits only; blake3
-//     is the whole file's, hashed before anything is sent. The last message
-//     has no "more". A receiver refuses any other version with an abort.
+//     name; kind is "file" or "dir"; mode holds permission bits only. No
+//     hash: nothing is read before the first byte is sent. The last message
+//     has no "more". A receiver refuses any other version with an abort
+//     (version 1 put each file's BLAKE3 here, hashed before sending).
 //  2. Receiver → plan, in one or more {"type":"plan","more":true,...}
 //     messages: "tops" [{"name":"tree","as":"tree (1)"}] gives the name
 //     each top-level name lands under, and "files" lists only entries that
@@ -41,14 +44,17 @@
 //     {"index":2,"offset":8388608,"prefix":"<blake3 hex of the first offset
 //     bytes>"}; every other file starts at 0. The offset is a multiple of
 //     chunk_size, or the whole size when the receiver already has it all.
-//     The sender resumes at the offset if the prefix matches its own file,
-//     and at 0 otherwise. Instead of a plan the receiver may abort, e.g.
+//     The sender resumes at the offset if the prefix matches its own file
+//     (hashing that prefix is the start of its whole-file hash), and at 0
+//     otherwise. Instead of a plan the receiver may abort, e.g.
 //     with code "no_space" before any data moves.
 //  3. Sender → data, without waiting for any answer: for each file that is
 //     not refused, in manifest order, a file frame with the offset it
 //     starts from (the planned one or 0), then chunk frames of chunk_size
-//     bytes (the last one shorter) up to its size. Then
-//     {"type":"done","files":N,"bytes":B}.
+//     bytes (the last one shorter) up to its size, then an end frame with
+//     the BLAKE3 of the whole file (b3sum's), hashed as it was read; flags
+//     bit 0 says the file changed while it was read (its size or mtime
+//     moved), so it must not land. Then {"type":"done","files":N,"bytes":B}.
 //  4. Receiver → while data flows, for each file after its last chunk:
 //     {"type":"ack","index":2,"status":"ok"|"mismatch","name":"tree (1)/a.txt"},
 //     where name is where it landed; after done,
@@ -81,7 +87,7 @@
 // "TREE.part/". Each chunk's hash is checked before the chunk is written, so
 // a bad chunk aborts the transfer ([ErrMismatch]) leaving only verified data
 // behind. After a file's last chunk its whole-file BLAKE3 (hashed while
-// writing, resumed prefix included) is compared; on a match the file is
+// writing, resumed prefix included) is compared with the end frame's; on a match the file is
 // fsynced and given its mode less the receiver's umask ([ProcessUmask]: a bit
 // survives only if the sender had it and the umask allows it), and a lone
 // file is hard-linked to its name (which fails rather than overwrite) and its

@@ -3,6 +3,8 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -36,6 +38,11 @@ func (w *wireBuf) manifest(more bool, entries ...entry) *wireBuf {
 // data writes file index i's frames from off; flip corrupts the chunk at
 // that offset after it was hashed (-1: none).
 func (w *wireBuf) data(i int, off int64, data []byte, flip int64) *wireBuf {
+	return w.dataEnd(i, off, data, flip, blake3.Sum256(data))
+}
+
+// dataEnd is data with the end frame claiming sum.
+func (w *wireBuf) dataEnd(i int, off int64, data []byte, flip int64, sum [32]byte) *wireBuf {
 	var ff [fileFrameLen]byte
 	putFileFrame(&ff, uint32(i), off)
 	w.Write(ff[:])
@@ -50,6 +57,10 @@ func (w *wireBuf) data(i int, off int64, data []byte, flip int64) *wireBuf {
 		w.Write(cf[:])
 		w.Write(b)
 	}
+	var ef [endFrameLen]byte
+	end := endFrame{index: uint32(i), sum: sum}
+	end.put(&ef)
+	w.Write(ef[:])
 	return w
 }
 
@@ -95,17 +106,17 @@ func addReceiveSeeds(f *testing.F) {
 	}
 	seed(w().manifest(false, entries...), rest.done())
 
-	wrong := fileEntry("f.bin", big)
-	wrong.BLAKE3 = b3([]byte("something else"))
-	seed(w().manifest(false, wrong, fileEntry("tree/g", big)), w().data(0, 0, big, -1).data(1, 0, big, -1).done())
+	seed(w().manifest(false, fileEntry("f.bin", big), fileEntry("tree/g", big)),
+		w().dataEnd(0, 0, big, -1, blake3.Sum256([]byte("something else"))).data(1, 0, big, -1).done())
 	seed(w().manifest(false, fileEntry("f.bin", big)), w().data(0, 0, big, rawChunk).done())
 	seed(w().manifest(false, fileEntry("f.bin", big)),
 		w().data(0, 0, big[:rawChunk], -1).msg(abortMsg{Type: typeAbort, Code: codeError, Reason: "gone"}))
 
 	// TestReceiverRejectsBadSenders.
-	seed(w().msg(manifestMsg{Type: typeManifest, Version: 2, ChunkSize: rawChunk}), w())
+	seed(w().msg(manifestMsg{Type: typeManifest, Version: 3, ChunkSize: rawChunk}), w())
 	seed(w().msg(manifestMsg{Type: typeManifest, Version: Version, ChunkSize: 1}), w())
-	seed(w().manifest(false, entry{Path: "f", Kind: kindFile, Size: 1, BLAKE3: "zz"}), w())
+	seed(w().manifest(false, entry{Path: "f", Kind: kindFile, Size: -1}), w())
+	seed(w().msg(manifestMsg{Type: typeManifest, Version: 1, ChunkSize: rawChunk}), w())
 	f.Add([]byte{0, 1, 0, 1}, []byte{})
 	seed(w().done(), w())
 	var cf [chunkFrameLen]byte
@@ -202,31 +213,24 @@ func receiveBytes(t *testing.T, inbox string, wire []byte) (Result, error) {
 	}
 }
 
-// claimedSums reads the manifest at the start of wire as a receiver would and
-// returns the whole-file BLAKE3 of every file it lists.
+// claimedSums returns every whole-file BLAKE3 an end frame anywhere in wire
+// claims (since version 2 the hashes travel after the data).
 func claimedSums(wire []byte) map[string]bool {
 	sums := map[string]bool{}
-	r := bytes.NewReader(wire)
-	for {
-		var m manifestMsg
-		if err := readMsgOrAbort(r, &m); err != nil {
-			return sums
-		}
-		for _, e := range m.Entries {
-			if e.Kind == kindFile {
-				sums[e.BLAKE3] = true
-			}
-		}
-		if !m.More {
-			return sums
+	for i := 0; i+endFrameLen <= len(wire); i++ {
+		if binary.BigEndian.Uint32(wire[i:]) == tagEnd {
+			var e endFrame
+			e.parse(wire[i+4:])
+			sums[hex.EncodeToString(e.sum[:])] = true
 		}
 	}
+	return sums
 }
 
 // checkLanded checks the inbox after a hostile transfer: the setup's
 // symlinks are still there, no other symlink appeared, and every regular
 // file outside a ".part" is reported verified by res with its own BLAKE3,
-// one the manifest claimed.
+// one an end frame claimed.
 func checkLanded(t *testing.T, inbox string, claimed map[string]bool, res Result, rerr error) {
 	t.Helper()
 	ok := map[string]string{}
@@ -251,7 +255,7 @@ func checkLanded(t *testing.T, inbox string, claimed map[string]bool, res Result
 		case ok[rel] == "":
 			t.Errorf("%s landed but is not reported verified (Receive: %v; results %+v)", rel, rerr, res.Files)
 		case ok[rel] != n.BLAKE3 || !claimed[n.BLAKE3]:
-			t.Errorf("%s landed with BLAKE3 %s; reported %s, which the manifest claims: %v",
+			t.Errorf("%s landed with BLAKE3 %s; reported %s, which an end frame claims: %v",
 				rel, n.BLAKE3, ok[rel], claimed[ok[rel]])
 		}
 	}

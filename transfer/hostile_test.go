@@ -58,8 +58,15 @@ func readRawPlan(t *testing.T, c net.Conn, n int) plan {
 	return p
 }
 
-// sendData sends file index i's data from 0 as a file frame and chunks.
+// sendData sends file index i's data from 0 as a file frame, chunks and an
+// end frame with the data's BLAKE3.
 func sendData(t *testing.T, c net.Conn, i int, data []byte) {
+	t.Helper()
+	sendDataEnd(t, c, i, data, blake3.Sum256(data))
+}
+
+// sendDataEnd is sendData with the end frame claiming sum.
+func sendDataEnd(t *testing.T, c net.Conn, i int, data []byte, sum [32]byte) {
 	t.Helper()
 	var ff [fileFrameLen]byte
 	putFileFrame(&ff, uint32(i), 0)
@@ -74,6 +81,12 @@ func sendData(t *testing.T, c net.Conn, i int, data []byte) {
 		if _, err := c.Write(append(cf[:], b...)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	var ef [endFrameLen]byte
+	end := endFrame{index: uint32(i), sum: sum}
+	end.put(&ef)
+	if _, err := c.Write(ef[:]); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -171,12 +184,10 @@ func TestWholeFileMismatch(t *testing.T) {
 	t.Parallel()
 	inbox := t.TempDir()
 	data := randBytes(1, 3*rawChunk+10)
-	e := fileEntry("f.bin", data)
-	e.BLAKE3 = b3([]byte("something else"))
 	c, wait := startReceiver(t, inbox)
-	writeManifest(t, c, e, fileEntry("tree/g", data))
+	writeManifest(t, c, fileEntry("f.bin", data), fileEntry("tree/g", data))
 	readRawPlan(t, c, 2)
-	sendData(t, c, 0, data)
+	sendDataEnd(t, c, 0, data, blake3.Sum256([]byte("something else")))
 	sendData(t, c, 1, data)
 	acks := finishRaw(t, c)
 	if _, err := wait(); !errors.Is(err, ErrMismatch) {
@@ -200,7 +211,7 @@ func TestReceiverRejectsBadSenders(t *testing.T) {
 	}{{
 		name: "unknown version",
 		send: func(t *testing.T, c net.Conn) {
-			WriteMsg(c, manifestMsg{Type: typeManifest, Version: 2, ChunkSize: rawChunk})
+			WriteMsg(c, manifestMsg{Type: typeManifest, Version: 3, ChunkSize: rawChunk})
 		},
 	}, {
 		name: "tiny chunks",
@@ -208,9 +219,30 @@ func TestReceiverRejectsBadSenders(t *testing.T) {
 			WriteMsg(c, manifestMsg{Type: typeManifest, Version: Version, ChunkSize: 1})
 		},
 	}, {
-		name: "bad blake3",
+		name: "negative size",
 		send: func(t *testing.T, c net.Conn) {
-			writeManifest(t, c, entry{Path: "f", Kind: kindFile, Size: 1, BLAKE3: "zz"})
+			writeManifest(t, c, entry{Path: "f", Kind: kindFile, Size: -1})
+		},
+	}, {
+		name: "a version 1 peer",
+		send: func(t *testing.T, c net.Conn) {
+			WriteMsg(c, manifestMsg{Type: typeManifest, Version: 1, ChunkSize: rawChunk})
+		},
+	}, {
+		name: "no end frame",
+		send: func(t *testing.T, c net.Conn) {
+			writeManifest(t, c, fileEntry("f", data))
+			readRawPlan(t, c, 1)
+			var ff [fileFrameLen]byte
+			putFileFrame(&ff, 0, 0)
+			c.Write(ff[:])
+			for off := 0; off < len(data); off += rawChunk {
+				var cf [chunkFrameLen]byte
+				h := chunkHeader{offset: int64(off), length: rawChunk, sum: blake3.Sum256(data[off : off+rawChunk])}
+				h.put(&cf)
+				c.Write(append(cf[:], data[off:off+rawChunk]...))
+			}
+			WriteMsg(c, doneMsg{Type: typeDone})
 		},
 	}, {
 		name: "oversized control message",

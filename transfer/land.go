@@ -13,23 +13,28 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// finishFile checks the whole-file hash of a file whose data is all in f,
-// then makes it durable and lands it, or deletes it on a mismatch. It closes
-// f and returns the acknowledgement. It runs on the sink's goroutine.
-func (rc *receiver) finishFile(it *item, f *os.File, h *blake3.Hasher) (ackMsg, error) {
+// finishFile checks the whole-file hash of a file whose data is all in f
+// against the one the sender's end frame gave (it.BLAKE3), then makes it
+// durable and lands it, or deletes it on a mismatch or if the sender saw
+// the file change while it read it (changed). It closes f and returns the
+// acknowledgement. It runs on the sink's goroutine.
+func (rc *receiver) finishFile(it *item, f *os.File, h *blake3.Hasher, changed bool) (ackMsg, error) {
 	var sum [32]byte
 	got := hex.EncodeToString(h.Sum(sum[:0]))
 	a := ackMsg{Type: typeAck, Index: it.index, Status: StatusOK, Name: it.top.as}
 	if it.rest != "" {
 		a.Name += "/" + it.rest
 	}
-	if got != it.BLAKE3 {
+	if got != it.BLAKE3 || changed {
 		f.Close() // being deleted
 		if err := os.Remove(it.disk); err != nil {
 			return a, err
 		}
 		it.top.failed = true
 		a.Status, a.Reason = StatusMismatch, "whole-file blake3 is "+got
+		if changed {
+			a.Reason = "the file changed on the sender while it was read"
+		}
 	} else {
 		err := errors.Join(f.Sync(), f.Chmod(rc.r.landMode(it.Mode)), f.Close())
 		if err != nil {

@@ -2,15 +2,12 @@ package transfer
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -97,105 +94,6 @@ func collect(paths []string) (srcs []source, skipped []FileResult, err error) {
 	return srcs, skipped, nil
 }
 
-// hashAll fills in the whole-file BLAKE3 of every file in srcs, on up to
-// GOMAXPROCS goroutines (at most 4).
-func hashAll(ctx context.Context, srcs []source, chunk int) error {
-	jobs := make(chan *source)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), 4) {
-		wg.Go(func() {
-			var bufs [2][]byte
-			for s := range jobs {
-				if err := hashFile(ctx, s, &bufs, chunk); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	func() {
-		defer close(jobs)
-		for i := range srcs {
-			if srcs[i].Kind != kindFile {
-				continue
-			}
-			select {
-			case jobs <- &srcs[i]:
-			case err := <-errs:
-				errs <- err
-				return
-			}
-		}
-	}()
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
-}
-
-// hashFile computes the whole-file BLAKE3 of s, reading the next chunk into
-// one of bufs (allocated on first use) while hashing the other.
-func hashFile(ctx context.Context, s *source, bufs *[2][]byte, chunk int) error {
-	f, err := os.Open(s.local)
-	if err != nil {
-		return fmt.Errorf("hash %s: %w", s.local, err)
-	}
-	defer f.Close() // read-only
-	for i := range bufs {
-		if bufs[i] == nil && (i == 0 || s.Size > int64(chunk)) {
-			bufs[i] = make([]byte, chunk)
-		}
-	}
-	read := func(buf []byte, off int64) error {
-		if _, err := io.ReadFull(f, buf[:min(int64(chunk), s.Size-off)]); err != nil {
-			return fmt.Errorf("hash %s: short at %d (did the file change?): %w", s.local, off, err)
-		}
-		return nil
-	}
-	h := blake3.New()
-	if err := read(bufs[0], 0); err != nil {
-		return err
-	}
-	for k, off := 0, int64(0); off < s.Size; k, off = k+1, off+int64(chunk) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var wg sync.WaitGroup
-		var rerr error
-		if next := off + int64(chunk); next < s.Size {
-			wg.Go(func() { rerr = read(bufs[(k+1)%2], next) })
-		}
-		h.Write(bufs[k%2][:min(int64(chunk), s.Size-off)])
-		wg.Wait()
-		if rerr != nil {
-			return rerr
-		}
-	}
-	s.BLAKE3 = hex.EncodeToString(h.Sum(nil))
-	return nil
-}
-
-// hashPrefix returns the BLAKE3 of the first n bytes of the file at path;
-// it fails if the file is shorter.
-func hashPrefix(ctx context.Context, path string, n int64, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("hash %s: %w", path, err)
-	}
-	defer f.Close() // read-only
-	h := blake3.New()
-	if err := hashFrom(ctx, h, f, n, buf); err != nil {
-		return nil, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return h.Sum(nil), nil
-}
-
 // hashFrom feeds exactly n bytes of r to h, checking ctx between buffers.
 func hashFrom(ctx context.Context, h *blake3.Hasher, r io.Reader, n int64, buf []byte) error {
 	for n > 0 {
@@ -247,8 +145,8 @@ func validate(entries []entry) ([]*item, []*top, error) {
 		it := &item{entry: e, index: i}
 		items[i] = it
 		switch {
-		case e.Kind == kindFile && (e.Size < 0 || !isHexSum(e.BLAKE3)):
-			return nil, nil, fmt.Errorf("%w: entry %d: bad size or blake3", ErrProtocol, i)
+		case e.Kind == kindFile && e.Size < 0:
+			return nil, nil, fmt.Errorf("%w: entry %d: bad size", ErrProtocol, i)
 		case e.Kind != kindFile && e.Kind != kindDir:
 			it.refused = fmt.Sprintf("unsupported kind %q", e.Kind)
 			continue

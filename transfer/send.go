@@ -17,9 +17,10 @@ import (
 // Send sends the files and directory trees at paths over rw, to a peer
 // running [Receiver.Receive]; a directory arrives with its whole tree under
 // its own base name. Symlinks, devices, FIFOs and sockets are skipped and
-// reported with status "skipped". Send hashes every file first, then streams
-// all data without waiting for the receiver between files, collecting its
-// acknowledgements concurrently.
+// reported with status "skipped". Send streams all data at once, without a
+// pass over the files first and without waiting for the receiver between
+// files, collecting its acknowledgements concurrently; each file's BLAKE3 is
+// computed while it is read and sent after its data.
 //
 // Send returns a nil error only if the receiver confirmed the whole-file
 // BLAKE3 of every file sent and refused nothing; otherwise the error wraps
@@ -64,7 +65,10 @@ type sender struct {
 	srcs    []source
 	files   []FileResult // files and refused entries, in manifest order
 	slot    []int        // srcs index → files index, -1 for an accepted directory
-	offsets []int64      // srcs index → where sending starts, -1 if not sent
+	offsets []int64      // srcs index → where sending starts (planned, then actual), -1 if not sent
+	prefix  []string     // srcs index → the receiver's BLAKE3 of the planned prefix
+	planned int64        // bytes the plan says the receiver has
+	hbuf    []byte       // for hashing resumed prefixes
 	skipped []FileResult
 	sent    int64
 	resumed int64
@@ -78,11 +82,7 @@ type sender struct {
 // (or could not be stopped: a stream without deadlines).
 func (sd *sender) run(ctx context.Context, paths []string) error {
 	var err error
-	sd.srcs, sd.skipped, err = collect(paths)
-	if err == nil {
-		err = hashAll(ctx, sd.srcs, sd.chunk)
-	}
-	if err != nil {
+	if sd.srcs, sd.skipped, err = collect(paths); err != nil {
 		tellPeer(sd.s, sd.bw, err)
 		return err
 	}
@@ -145,7 +145,7 @@ func (sd *sender) exchange(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := sd.apply(ctx, p); err != nil {
+	if err := sd.apply(p); err != nil {
 		return err
 	}
 	// While data flows the receiver takes it as fast as it can: a write that
@@ -161,12 +161,13 @@ func (sd *sender) exchange(ctx context.Context) error {
 	return sd.bw.Flush()
 }
 
-// apply takes the receiver's plan: names, refusals and resume offsets, each
-// offset checked against the local file's prefix hash.
-func (sd *sender) apply(ctx context.Context, p plan) error {
+// apply takes the receiver's plan: names, refusals and resume offsets. A
+// resume offset is only checked here; [sender.stream] takes it if the
+// receiver's hash of its prefix is that of the local file's prefix.
+func (sd *sender) apply(p plan) error {
 	sd.slot = make([]int, len(sd.srcs))
 	sd.offsets = make([]int64, len(sd.srcs))
-	var buf []byte
+	sd.prefix = make([]string, len(sd.srcs))
 	for i, s := range sd.srcs {
 		sd.slot[i], sd.offsets[i] = -1, -1
 		pe, planned := p.files[i]
@@ -174,7 +175,7 @@ func (sd *sender) apply(ctx context.Context, p plan) error {
 		if top, rest, _ := strings.Cut(s.Path, "/"); p.as[top] != "" && pe.Refused == "" {
 			name = strings.TrimSuffix(p.as[top]+"/"+rest, "/")
 		}
-		fr := FileResult{Name: name, Size: s.Size, BLAKE3: s.BLAKE3}
+		fr := FileResult{Name: name, Size: s.Size}
 		switch {
 		case pe.Refused != "":
 			fr.Status, fr.Reason = StatusRefused, pe.Refused
@@ -184,27 +185,13 @@ func (sd *sender) apply(ctx context.Context, p plan) error {
 			if pe.Offset > s.Size || (pe.Offset != s.Size && pe.Offset%int64(sd.chunk) != 0) || !isHexSum(pe.Prefix) {
 				return fmt.Errorf("%w: plan: bad resume offset %d for entry %d", ErrProtocol, pe.Offset, i)
 			}
-			sd.offsets[i] = 0
-			if pe.Offset == s.Size && pe.Prefix == s.BLAKE3 {
-				sd.offsets[i] = pe.Offset
-			} else if pe.Offset < s.Size {
-				if buf == nil {
-					buf = make([]byte, DefaultChunkSize)
-				}
-				sum, err := hashPrefix(ctx, s.local, pe.Offset, buf)
-				if err != nil {
-					return err
-				}
-				if hex.EncodeToString(sum) == pe.Prefix {
-					sd.offsets[i] = pe.Offset
-				}
-			}
+			sd.offsets[i], sd.prefix[i] = pe.Offset, pe.Prefix
 		default:
 			sd.offsets[i] = 0
 		}
 		if sd.offsets[i] >= 0 {
 			sd.total += s.Size
-			sd.resumed += sd.offsets[i]
+			sd.planned += sd.offsets[i]
 		}
 		sd.slot[i] = len(sd.files)
 		sd.files = append(sd.files, fr)
@@ -212,11 +199,11 @@ func (sd *sender) apply(ctx context.Context, p plan) error {
 	return nil
 }
 
-// stream writes every accepted file's data: a file frame, then its chunks.
+// stream writes every accepted file's data: a file frame, its chunks and
+// its end frame.
 func (sd *sender) stream(ctx context.Context) error {
-	var ff [fileFrameLen]byte
 	var cf [chunkFrameLen]byte
-	pr := Progress{Total: sd.total, Bytes: sd.resumed}
+	pr := Progress{Total: sd.total, Bytes: sd.planned}
 	for i := range sd.srcs {
 		if sd.offsets[i] >= 0 {
 			pr.Files++
@@ -227,20 +214,11 @@ func (sd *sender) stream(ctx context.Context) error {
 			continue
 		}
 		src := &sd.srcs[i]
-		putFileFrame(&ff, uint32(i), off)
-		if _, err := sd.bw.Write(ff[:]); err != nil {
-			return err
-		}
-		pr.File, pr.FileBytes, pr.FileSize = src.Path, off, src.Size
-		sd.progress(&pr)
-		if off == src.Size {
-			continue
-		}
 		f, err := os.Open(src.local)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", src.local, err)
 		}
-		err = sd.chunks(ctx, f, src, uint32(i), off, &cf, &pr)
+		err = sd.file(ctx, f, i, &cf, &pr)
 		f.Close() // read-only
 		if err != nil {
 			return fmt.Errorf("send %s: %w", src.local, err)
@@ -249,6 +227,75 @@ func (sd *sender) stream(ctx context.Context) error {
 	pr.File = ""
 	sd.progress(&pr)
 	return nil
+}
+
+// file sends entry i, open as f: it takes the planned resume offset if the
+// receiver's hash of its prefix is that of f's (hashing that prefix is the
+// start of the whole-file hash, not an extra pass), then sends the file
+// frame, the chunks and the end frame with the whole-file BLAKE3.
+//
+// Resuming is safe whatever happened to either file meanwhile: the
+// receiver's prefix is taken only if its BLAKE3 equals that of the bytes
+// the sender has now, and the receiver checks every later chunk and the
+// whole file against hashes of what the sender read. Size and mtime serve
+// only to notice a file changing while it is read (see [changedSince]).
+func (sd *sender) file(ctx context.Context, f *os.File, i int, cf *[chunkFrameLen]byte, pr *Progress) error {
+	src, off := &sd.srcs[i], sd.offsets[i]
+	h := blake3.New()
+	if off > 0 {
+		if sd.hbuf == nil {
+			sd.hbuf = make([]byte, DefaultChunkSize)
+		}
+		if err := hashFrom(ctx, h, f, off, sd.hbuf); err != nil {
+			return fmt.Errorf("hash: %w", err)
+		}
+		var sum [32]byte
+		if hex.EncodeToString(h.Sum(sum[:0])) != sd.prefix[i] {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			h.Reset()
+			pr.Bytes -= off
+			off = 0
+		}
+	}
+	sd.offsets[i] = off
+	sd.resumed += off
+	var ff [fileFrameLen]byte
+	putFileFrame(&ff, uint32(i), off)
+	if _, err := sd.bw.Write(ff[:]); err != nil {
+		return err
+	}
+	pr.File, pr.FileBytes, pr.FileSize = src.Path, off, src.Size
+	sd.progress(pr)
+	changed, err := sd.chunks(ctx, f, src, uint32(i), off, h, cf, pr)
+	if err != nil {
+		return err
+	}
+	if off == src.Size {
+		changed = changedSince(f, src)
+	}
+	end := endFrame{index: uint32(i)}
+	if changed {
+		end.flags |= endChanged
+	}
+	h.Sum(end.sum[:0])
+	var ef [endFrameLen]byte
+	end.put(&ef)
+	sd.files[sd.slot[i]].BLAKE3 = hex.EncodeToString(end.sum[:])
+	_, err = sd.bw.Write(ef[:])
+	return err
+}
+
+// changedSince reports whether f no longer has the size and modification
+// time it had when it was collected: it changed while it was being read,
+// so what was sent may be torn. Data integrity does not rest on this (every
+// byte sent is hashed as read); it only keeps a torn copy from landing.
+// As for any copier, a write within the file system's timestamp
+// granularity that keeps the size can go unnoticed.
+func changedSince(f *os.File, src *source) bool {
+	fi, err := f.Stat()
+	return err != nil || fi.Size() != src.Size || !fi.ModTime().Equal(src.modTime)
 }
 
 // sendBuffers is how many chunk buffers circulate between the goroutine
@@ -262,22 +309,19 @@ type readChunk struct {
 	off int64
 	sum [32]byte
 	err error
+	// changed: this is the last chunk and the file changed while it was read
+	changed bool
 }
 
-// chunks sends bytes off…size of src, open as f, as chunk frames. The next
-// chunks are read and hashed on a goroutine of their own while this one
-// writes, so the disk, the hash and the transport's packing overlap. A file
-// of one chunk that looks unchanged since it was hashed is not hashed again:
-// its chunk hash is its whole-file hash.
+// chunks sends bytes off…size of src, open as f, as chunk frames, feeding
+// h, the whole-file hasher. The next chunks are read and hashed on a
+// goroutine of their own while this one writes, so the disk, the hash and
+// the transport's packing overlap. It reports whether f changed while it
+// was read.
 func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uint32, off int64,
-	cf *[chunkFrameLen]byte, pr *Progress) error {
-	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return err
-	}
-	var known []byte
-	if fi, err := f.Stat(); err == nil && off == 0 && src.Size <= int64(sd.chunk) &&
-		fi.Size() == src.Size && fi.ModTime().Equal(src.modTime) {
-		known, _ = hex.DecodeString(src.BLAKE3) // a 64-digit hex string: we made it
+	h *blake3.Hasher, cf *[chunkFrameLen]byte, pr *Progress) (changed bool, err error) {
+	if off == src.Size {
+		return false, nil
 	}
 	if sd.free == nil {
 		sd.free = make(chan []byte, sendBuffers)
@@ -303,10 +347,12 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 			rc := readChunk{buf: buf, off: o, n: int(min(int64(len(buf)), src.Size-o))}
 			if _, rc.err = io.ReadFull(f, buf[:rc.n]); rc.err != nil {
 				rc.err = fmt.Errorf("read at %d (did the file change?): %w", o, rc.err)
-			} else if len(known) == len(rc.sum) {
-				copy(rc.sum[:], known)
 			} else {
+				h.Write(buf[:rc.n])
 				rc.sum = blake3.Sum256(buf[:rc.n])
+				if o+int64(rc.n) == src.Size {
+					rc.changed = changedSince(f, src)
+				}
 			}
 			ahead <- rc
 			if rc.err != nil {
@@ -328,14 +374,15 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 		}
 		sd.free <- rc.buf
 		if err != nil {
-			return err
+			return false, err
 		}
+		changed = rc.changed
 		sd.sent += int64(rc.n)
 		pr.FileBytes += int64(rc.n)
 		pr.Bytes += int64(rc.n)
 		sd.progress(pr)
 	}
-	return nil
+	return changed, nil
 }
 
 // writeChunk writes one chunk frame, unless the transfer was stopped.

@@ -105,7 +105,7 @@ func TestSenderRejectsBadReceivers(t *testing.T) {
 		name: "mismatch",
 		receive: func(t *testing.T, c net.Conn) {
 			WriteMsg(c, planMsg{Type: typePlan})
-			if _, err := io.ReadFull(c, make([]byte, fileFrameLen+3*(chunkFrameLen+MinChunkSize))); err != nil {
+			if _, err := io.ReadFull(c, make([]byte, fileFrameLen+3*(chunkFrameLen+MinChunkSize)+endFrameLen)); err != nil {
 				t.Fatal(err)
 			}
 			if err := ReadMsg(c, &doneMsg{}); err != nil {

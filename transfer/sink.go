@@ -23,6 +23,8 @@ type job struct {
 	it   *item
 	off  int64  // where the file starts, or the chunk's offset; -1 finishes the file
 	data []byte // a verified chunk; nil to start or finish a file
+	// changed, when finishing: the sender saw the file change while it read it
+	changed bool
 }
 
 // sink is the receiver's writing goroutine: it writes verified chunks and
@@ -91,7 +93,7 @@ func (k *sink) do(j job) error {
 			k.flushed = end
 		}
 	case j.off < 0:
-		a, err := k.rc.finishFile(j.it, k.f, k.h)
+		a, err := k.rc.finishFile(j.it, k.f, k.h, j.changed)
 		k.f = nil
 		if err != nil {
 			return err

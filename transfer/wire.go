@@ -11,7 +11,7 @@ import (
 // Limits and constants of the wire format (see the package documentation).
 const (
 	// Version is the manifest's version field; a receiver refuses any other.
-	Version = 1
+	Version = 2
 	// MaxControl is the largest control message body, in bytes.
 	MaxControl = 64 << 10
 	// DefaultChunkSize is the chunk size [Send] uses when Options.ChunkSize is 0.
@@ -28,9 +28,15 @@ const (
 const (
 	tagFile  uint32 = 0x8000_0001 // file start: index u32, offset u64
 	tagChunk uint32 = 0x8000_0002 // chunk: index u32, offset u64, length u32, blake3 [32]byte
+	tagEnd   uint32 = 0x8000_0003 // file end: index u32, flags u32, blake3 [32]byte of the whole file
 
 	fileFrameLen  = 4 + 4 + 8
 	chunkFrameLen = 4 + 4 + 8 + 4 + 32
+	endFrameLen   = 4 + 4 + 4 + 32
+
+	// endChanged, in an end frame's flags, says the sender saw the file
+	// change while it read it: the data is torn and must not land.
+	endChanged uint32 = 1
 
 	batchBudget = MaxControl - 4<<10 // room for a batch message's own fields
 )
@@ -73,7 +79,10 @@ type entry struct {
 	Kind   string `json:"kind"`
 	Size   int64  `json:"size,omitempty"`
 	Mode   uint32 `json:"mode"`
-	BLAKE3 string `json:"blake3,omitempty"`
+	// BLAKE3 is the whole file's, hex, once known. Since version 2 it is
+	// not in the manifest: it travels after the data, in the end frame, so
+	// the sender needs no pass over the file before the first byte.
+	BLAKE3 string `json:"-"`
 }
 
 type planMsg struct {
@@ -253,6 +262,27 @@ func (h *chunkHeader) parse(b []byte) {
 	h.offset = int64(binary.BigEndian.Uint64(b[4:]))
 	h.length = binary.BigEndian.Uint32(b[12:])
 	copy(h.sum[:], b[16:48])
+}
+
+// endFrame is a file's end frame: its whole-file BLAKE3 after its data.
+type endFrame struct {
+	index uint32
+	flags uint32
+	sum   [32]byte
+}
+
+func (e *endFrame) put(b *[endFrameLen]byte) {
+	binary.BigEndian.PutUint32(b[0:], tagEnd)
+	binary.BigEndian.PutUint32(b[4:], e.index)
+	binary.BigEndian.PutUint32(b[8:], e.flags)
+	copy(b[12:], e.sum[:])
+}
+
+// parse decodes the 40 bytes that follow the tag of an end frame.
+func (e *endFrame) parse(b []byte) {
+	e.index = binary.BigEndian.Uint32(b[0:])
+	e.flags = binary.BigEndian.Uint32(b[4:])
+	copy(e.sum[:], b[8:40])
 }
 
 func putFileFrame(b *[fileFrameLen]byte, index uint32, offset int64) {
