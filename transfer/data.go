@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -90,6 +89,10 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		return fmt.Errorf("%w: file frame for entry %d at %d, want entry %d at 0 or %d",
 			ErrProtocol, index, off, it.index, it.offset)
 	}
+	h := it.prefix // the receiver's whole-file hasher, primed with the resumed prefix
+	if off == 0 || h == nil {
+		h = blake3.New()
+	}
 	k.jobs <- job{it: it, off: off}
 	rc.resumed += off
 	pr.Bytes -= it.offset - off // the sender may restart instead of resuming
@@ -108,7 +111,7 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		case <-k.failed:
 			return k.err
 		}
-		n, err := rc.readChunk(it, off, hdr[:], buf)
+		n, err := rc.readChunk(it, off, hdr[:], buf, h)
 		if err != nil {
 			return err
 		}
@@ -126,7 +129,9 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		return fmt.Errorf("%w: end frame for entry %d with flags %#x, want entry %d", ErrProtocol, end.index, end.flags, it.index)
 	}
 	it.BLAKE3 = hex.EncodeToString(end.sum[:])
-	k.jobs <- job{it: it, off: -1, changed: end.flags&endChanged != 0}
+	j := job{it: it, off: -1, changed: end.flags&endChanged != 0}
+	h.Sum(j.got[:0])
+	k.jobs <- j
 	return nil
 }
 
@@ -143,8 +148,9 @@ func (rc *receiver) queueAcks(k *sink, pr *Progress) error {
 }
 
 // readChunk reads the chunk frame that must come next for file it at off into
-// buf and checks it against its hash. It returns the chunk's length.
-func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte) (int, error) {
+// buf, feeds it to h, the file's whole-file hasher, and checks h's digest
+// against the frame's (see [chunkHeader]). It returns the chunk's length.
+func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte, h *blake3.Hasher) (int, error) {
 	if err := rc.expect(tagChunk, hdr, it.index); err != nil {
 		return 0, err
 	}
@@ -159,7 +165,9 @@ func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte) (int, error)
 	if _, err := io.ReadFull(rc.br, buf[:n]); err != nil {
 		return 0, fmt.Errorf("read chunk: %w", noEOF(err))
 	}
-	if sum := blake3.Sum256(buf[:n]); !bytes.Equal(sum[:], ch.sum[:]) {
+	h.Write(buf[:n])
+	var sum [32]byte
+	if h.Sum(sum[:0]); sum != ch.sum {
 		return 0, fmt.Errorf("%w: %s: the chunk at %d", ErrMismatch, it.Path, off)
 	}
 	return n, nil

@@ -58,7 +58,7 @@ func TestOpenPartUsesDirectIO(t *testing.T) {
 		want bool
 	}{{directMin, true}, {directMin - 1, false}} {
 		it := &item{entry: entry{Size: tc.size}, disk: filepath.Join(dir, fmt.Sprint(tc.size)), fresh: true}
-		f, _, direct, err := openPart(it, 0)
+		f, direct, err := openPart(it, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,14 +1,18 @@
 package transfer
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/zeebo/blake3"
 )
 
 // TestHashAfterTheData: the manifest carries no hash (nothing is read
@@ -77,5 +81,77 @@ func TestFileChangedWhileSent(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(inbox, "f")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("f: %v, want it not to land", err)
+	}
+}
+
+// TestChunkSumIsThePrefixDigest: each chunk frame carries the BLAKE3 of the
+// file up to the chunk's end (one hashing pass per side), and the end frame
+// that of the whole file.
+func TestChunkSumIsThePrefixDigest(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	data := randBytes(23, 3*MinChunkSize+100)
+	writeFile(t, filepath.Join(src, "f"), data, 0o644)
+	c, wait := startSender(t, []string{filepath.Join(src, "f")})
+	readRawManifest(t, c)
+	if err := WriteMsg(c, planMsg{Type: typePlan}); err != nil {
+		t.Fatal(err)
+	}
+	var ff [fileFrameLen]byte
+	if _, err := io.ReadFull(c, ff[:]); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += MinChunkSize {
+		var cf [chunkFrameLen]byte
+		if _, err := io.ReadFull(c, cf[:]); err != nil {
+			t.Fatal(err)
+		}
+		var h chunkHeader
+		h.parse(cf[4:])
+		body := make([]byte, h.length)
+		if _, err := io.ReadFull(c, body); err != nil {
+			t.Fatal(err)
+		}
+		end := off + int(h.length)
+		if got, want := hex.EncodeToString(h.sum[:]), b3(data[:end]); got != want {
+			t.Errorf("chunk at %d: sum %s, want the BLAKE3 of bytes 0-%d, %s", off, got, end, want)
+		}
+	}
+	var ef [endFrameLen]byte
+	if _, err := io.ReadFull(c, ef[:]); err != nil {
+		t.Fatal(err)
+	}
+	var e endFrame
+	e.parse(ef[4:])
+	if got := hex.EncodeToString(e.sum[:]); got != b3(data) {
+		t.Errorf("end frame: %s, want %s", got, b3(data))
+	}
+	c.Close()
+	wait()
+}
+
+// TestChunkHashedAlone: a chunk frame with the chunk's own hash (what
+// version 1 sent) is refused before the chunk lands.
+func TestChunkHashedAlone(t *testing.T) {
+	t.Parallel()
+	inbox := t.TempDir()
+	data := randBytes(24, 2*rawChunk)
+	c, wait := startReceiver(t, inbox)
+	writeManifest(t, c, fileEntry("f", data))
+	readRawPlan(t, c, 1)
+	var ff [fileFrameLen]byte
+	putFileFrame(&ff, 0, 0)
+	c.Write(ff[:])
+	for off := 0; off < len(data); off += rawChunk {
+		var cf [chunkFrameLen]byte
+		h := chunkHeader{offset: int64(off), length: rawChunk, sum: blake3.Sum256(data[off : off+rawChunk])}
+		h.put(&cf)
+		c.Write(append(cf[:], data[off:off+rawChunk]...))
+	}
+	if _, err := wait(); !errors.Is(err, ErrMismatch) {
+		t.Errorf("Receive = %v, want ErrMismatch", err)
+	}
+	if part, err := os.ReadFile(filepath.Join(inbox, "f.part")); err != nil || len(part) != rawChunk {
+		t.Errorf("f.part holds %d bytes (%v), want the first chunk only", len(part), err)
 	}
 }

@@ -46,9 +46,11 @@ func (w *wireBuf) dataEnd(i int, off int64, data []byte, flip int64, sum [32]byt
 	var ff [fileFrameLen]byte
 	putFileFrame(&ff, uint32(i), off)
 	w.Write(ff[:])
+	running := blake3.New()
+	running.Write(data[:off])
 	for ; off < int64(len(data)); off += rawChunk {
 		b := bytes.Clone(data[off:min(off+rawChunk, int64(len(data)))])
-		h := chunkHeader{index: uint32(i), offset: off, length: uint32(len(b)), sum: blake3.Sum256(b)}
+		h := chunkHeader{index: uint32(i), offset: off, length: uint32(len(b)), sum: prefixSum(running, b)}
 		if off == flip {
 			b[0] ^= 0x10
 		}

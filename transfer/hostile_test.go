@@ -65,6 +65,14 @@ func sendData(t *testing.T, c net.Conn, i int, data []byte) {
 	sendDataEnd(t, c, i, data, blake3.Sum256(data))
 }
 
+// prefixSum feeds b to the whole-file hasher h and returns its digest: what
+// a chunk frame carries.
+func prefixSum(h *blake3.Hasher, b []byte) (sum [32]byte) {
+	h.Write(b)
+	h.Sum(sum[:0])
+	return sum
+}
+
 // sendDataEnd is sendData with the end frame claiming sum.
 func sendDataEnd(t *testing.T, c net.Conn, i int, data []byte, sum [32]byte) {
 	t.Helper()
@@ -73,10 +81,11 @@ func sendDataEnd(t *testing.T, c net.Conn, i int, data []byte, sum [32]byte) {
 	if _, err := c.Write(ff[:]); err != nil {
 		t.Fatal(err)
 	}
+	running := blake3.New()
 	for off := 0; off < len(data); off += rawChunk {
 		b := data[off:min(off+rawChunk, len(data))]
 		var cf [chunkFrameLen]byte
-		h := chunkHeader{index: uint32(i), offset: int64(off), length: uint32(len(b)), sum: blake3.Sum256(b)}
+		h := chunkHeader{index: uint32(i), offset: int64(off), length: uint32(len(b)), sum: prefixSum(running, b)}
 		h.put(&cf)
 		if _, err := c.Write(append(cf[:], b...)); err != nil {
 			t.Fatal(err)
@@ -236,9 +245,10 @@ func TestReceiverRejectsBadSenders(t *testing.T) {
 			var ff [fileFrameLen]byte
 			putFileFrame(&ff, 0, 0)
 			c.Write(ff[:])
+			running := blake3.New()
 			for off := 0; off < len(data); off += rawChunk {
 				var cf [chunkFrameLen]byte
-				h := chunkHeader{offset: int64(off), length: rawChunk, sum: blake3.Sum256(data[off : off+rawChunk])}
+				h := chunkHeader{offset: int64(off), length: rawChunk, sum: prefixSum(running, data[off:off+rawChunk])}
 				h.put(&cf)
 				c.Write(append(cf[:], data[off:off+rawChunk]...))
 			}

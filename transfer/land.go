@@ -9,18 +9,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/zeebo/blake3"
 )
 
-// finishFile checks the whole-file hash of a file whose data is all in f
-// against the one the sender's end frame gave (it.BLAKE3), then makes it
+// finishFile checks sum, the whole-file hash of a file whose data is all in
+// f, against the one the sender's end frame gave (it.BLAKE3), then makes it
 // durable and lands it, or deletes it on a mismatch or if the sender saw
 // the file change while it read it (changed). It closes f and returns the
 // acknowledgement. It runs on the sink's goroutine.
-func (rc *receiver) finishFile(it *item, f *os.File, h *blake3.Hasher, changed bool) (ackMsg, error) {
-	var sum [32]byte
-	got := hex.EncodeToString(h.Sum(sum[:0]))
+func (rc *receiver) finishFile(it *item, f *os.File, sum [32]byte, changed bool) (ackMsg, error) {
+	got := hex.EncodeToString(sum[:])
 	a := ackMsg{Type: typeAck, Index: it.index, Status: StatusOK, Name: it.top.as}
 	if it.rest != "" {
 		a.Name += "/" + it.rest

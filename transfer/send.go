@@ -314,7 +314,9 @@ type readChunk struct {
 }
 
 // chunks sends bytes off…size of src, open as f, as chunk frames, feeding
-// h, the whole-file hasher. The next chunks are read and hashed on a
+// h, the whole-file hasher: each chunk frame carries h's digest of the file
+// up to the chunk's end, so one BLAKE3 pass both proves every chunk and
+// yields the whole-file hash (see [chunkHeader]). The next chunks are read and hashed on a
 // goroutine of their own while this one writes, so the disk, the hash and
 // the transport's packing overlap. It reports whether f changed while it
 // was read.
@@ -349,7 +351,8 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 				rc.err = fmt.Errorf("read at %d (did the file change?): %w", o, rc.err)
 			} else {
 				h.Write(buf[:rc.n])
-				rc.sum = blake3.Sum256(buf[:rc.n])
+				h.Sum(rc.sum[:0]) // the digest of the file up to this chunk's end
+
 				if o+int64(rc.n) == src.Size {
 					rc.changed = changedSince(f, src)
 				}

@@ -6,8 +6,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-
-	"github.com/zeebo/blake3"
 )
 
 // sinkBuffers is how many chunk buffers circulate between the reading
@@ -23,13 +21,15 @@ type job struct {
 	it   *item
 	off  int64  // where the file starts, or the chunk's offset; -1 finishes the file
 	data []byte // a verified chunk; nil to start or finish a file
-	// changed, when finishing: the sender saw the file change while it read it
+	// When finishing: the BLAKE3 of the data received, and whether the
+	// sender saw the file change while it read it.
+	got     [32]byte
 	changed bool
 }
 
-// sink is the receiver's writing goroutine: it writes verified chunks and
-// hashes whole files while the reading goroutine reads and verifies the next
-// chunks, and finishes each file (hash check, fsync, rename). It never sees
+// sink is the receiver's writing goroutine: it writes verified chunks while
+// the reading goroutine reads, hashes and verifies the next chunks, and
+// finishes each file (hash check, fsync, rename). It never sees
 // an unverified byte.
 type sink struct {
 	rc     *receiver
@@ -40,7 +40,6 @@ type sink struct {
 	err    error
 
 	f       *os.File // the file being written; run's goroutine only
-	h       *blake3.Hasher
 	flushed int64 // f's bytes before this offset are being written back
 	direct  bool  // f is open for direct I/O
 
@@ -87,13 +86,12 @@ func (k *sink) do(j job) error {
 		if err := k.write(j); err != nil {
 			return fmt.Errorf("write %s: %w", j.it.disk, err)
 		}
-		k.h.Write(j.data)
 		if end := j.off + int64(len(j.data)); !k.direct && end-k.flushed >= writebackEvery {
 			startWriteback(k.f, k.flushed, end-k.flushed)
 			k.flushed = end
 		}
 	case j.off < 0:
-		a, err := k.rc.finishFile(j.it, k.f, k.h, j.changed)
+		a, err := k.rc.finishFile(j.it, k.f, j.got, j.changed)
 		k.f = nil
 		if err != nil {
 			return err
@@ -103,7 +101,7 @@ func (k *sink) do(j job) error {
 		k.mu.Unlock()
 	default:
 		var err error
-		k.f, k.h, k.direct, err = openPart(j.it, j.off)
+		k.f, k.direct, err = openPart(j.it, j.off)
 		k.flushed = j.off
 		return err
 	}
@@ -154,19 +152,14 @@ const directMin = 8 << 20
 // openPart opens the file that receives its data from off: created
 // exclusively if nothing was there, truncated if a planned resume is not
 // taken, never through a symlink, and for direct I/O when the rest is large
-// and the file system allows it. It returns the whole-file hasher, primed
-// with the resumed prefix.
-func openPart(it *item, off int64) (f *os.File, h *blake3.Hasher, direct bool, err error) {
+// and the file system allows it.
+func openPart(it *item, off int64) (f *os.File, direct bool, err error) {
 	flags := os.O_WRONLY | os.O_CREATE | syscall.O_NOFOLLOW
 	switch {
 	case it.fresh:
 		flags |= os.O_EXCL
 	case off == 0:
 		flags |= os.O_TRUNC
-	}
-	h = it.prefix
-	if off == 0 {
-		h = blake3.New()
 	}
 	direct = directFlag != 0 && it.Size-off >= directMin
 	if direct {
@@ -180,11 +173,11 @@ func openPart(it *item, off int64) (f *os.File, h *blake3.Hasher, direct bool, e
 		f, err = os.OpenFile(it.disk, flags, 0o600)
 	}
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("create %s: %w", it.disk, err)
+		return nil, false, fmt.Errorf("create %s: %w", it.disk, err)
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		f.Close() // nothing written
-		return nil, nil, false, fmt.Errorf("resume %s: %w", it.disk, err)
+		return nil, false, fmt.Errorf("resume %s: %w", it.disk, err)
 	}
-	return f, h, direct, nil
+	return f, direct, nil
 }

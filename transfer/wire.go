@@ -75,10 +75,10 @@ type manifestMsg struct {
 }
 
 type entry struct {
-	Path   string `json:"path"`
-	Kind   string `json:"kind"`
-	Size   int64  `json:"size,omitempty"`
-	Mode   uint32 `json:"mode"`
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+	Size int64  `json:"size,omitempty"`
+	Mode uint32 `json:"mode"`
 	// BLAKE3 is the whole file's, hex, once known. Since version 2 it is
 	// not in the manifest: it travels after the data, in the end frame, so
 	// the sender needs no pass over the file before the first byte.
@@ -240,7 +240,15 @@ func noEOF(err error) error {
 	return err
 }
 
-// chunkHeader is the binary header of a data chunk.
+// chunkHeader is the binary header of a data chunk. Its sum is the BLAKE3
+// of the file's bytes 0…offset+length, the whole-file hasher's digest after
+// the chunk, not the chunk's own hash: the receiver feeds the chunk to its
+// whole-file hasher and compares digests before the chunk is written. That
+// is one hashing pass per side instead of two (a hash per chunk and one
+// over the file), and a stronger check: a match proves the chunk and,
+// with it, everything before it. zeebo/blake3 exposes no chaining values,
+// so a whole-file hash cannot be assembled from separate chunk hashes; a
+// digest of the running state costs only the tree's few parent nodes.
 type chunkHeader struct {
 	index  uint32
 	offset int64
