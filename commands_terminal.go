@@ -23,6 +23,7 @@ func shareTerminalCommand(cfgFlags func(...cli.Flag) []cli.Flag) *cli.Command {
 		Flags: cfgFlags(
 			&cli.BoolFlag{Name: "allow-input", Usage: "let viewers type into the terminal"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "another `USER` who may watch (repeatable)"},
+			&cli.BoolFlag{Name: "no-web", Usage: "no browser watching: only shell joiners (direct), and the server never sees the output"},
 			&cli.StringFlag{Name: "record", Usage: "write the session to `FILE` as asciicast v2 (output and resizes, never input)"},
 			&cli.StringFlag{Name: "share-id", Usage: "use this share `ID` (letters, digits, - and _) instead of a random one"},
 			&cli.StringFlag{Name: "quic-listen", Usage: "UDP `HOST:PORT` for viewers (default: [agent] quic_listen, or any free port if the daemon holds it)"}),
@@ -53,7 +54,7 @@ func runShareTerminal(c *cli.Context) error {
 		}
 	}
 	code, err := agent.ShareTerminal(c.Context, cfg, filepath.Dir(path), pc, agent.ShareOptions{
-		Command: c.Args().Slice(), AllowInput: c.Bool("allow-input"), Allow: c.StringSlice("allow"),
+		Command: c.Args().Slice(), AllowInput: c.Bool("allow-input"), Allow: c.StringSlice("allow"), NoWeb: c.Bool("no-web"),
 		Record: c.String("record"), ShareID: c.String("share-id"),
 		Stdin: os.Stdin, Stdout: c.App.Writer, Stderr: c.App.ErrWriter}, log)
 	if err != nil {

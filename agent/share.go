@@ -41,6 +41,7 @@ type ShareOptions struct {
 	Command    []string // what to run; empty means $SHELL, else /bin/sh
 	AllowInput bool     // viewers who may watch may also type
 	Allow      []string // other users who may watch; the sharer's own user always may
+	NoWeb      bool     // no browser watching: shell joiners only, and the server never sees the output
 	Record     string   // an asciicast v2 file to write, "" for none
 	ShareID    string   // "" for a random one
 	Stdin      *os.File // the sharer's terminal: raw mode while sharing, restored on every exit
@@ -88,6 +89,7 @@ type share struct {
 	sessions *peer.SessionCache
 	link     *link
 	ep       *peer.Endpoint // set before the link starts
+	gate     *webGate       // what output the server gets
 	host     *terminal.Host
 	ptmx     *os.File
 	rec      *terminal.Recorder
@@ -132,14 +134,16 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 		}
 	}
 	relay := newRelay(sh.o.ShareID)
+	sh.gate = &webGate{relay: relay, noWeb: sh.o.NoWeb}
 	sh.host = terminal.NewHost(terminal.HostConfig{Cols: sh.cols, Rows: sh.rows, Command: strings.Join(sh.o.Command, " "),
 		AllowInput: sh.o.AllowInput, OnViewers: sh.setPeers,
 		OnOutput: func(off uint64, data []byte) {
 			if sh.rec != nil {
 				_ = sh.rec.Output(time.Now(), data) // a failing recording must not stop the share
 			}
-			relay.push(off, data)
+			sh.gate.output(off, data)
 		}})
+	sh.gate.host = sh.host
 	ep, err := peer.NewEndpoint(peer.Config{Identity: id, DeviceID: sh.cfg.DeviceID, User: sh.cfg.Username, AcceptFrom: sh.o.Allow,
 		Sessions: sh.sessions, Log: sh.log.With("component", "quic")}, pc)
 	if err != nil {
@@ -218,8 +222,12 @@ func (sh *share) run(ctx context.Context, id peer.Identity, pc net.PacketConn) (
 
 // printJoin tells the sharer how others watch, before the terminal goes raw.
 func (sh *share) printJoin() {
-	fmt.Fprintf(sh.o.Stdout, "share: %s\njoin from a shell: mesh agent join-terminal %s\nwatch in a browser: %s/#/terminal/%s\n",
-		sh.o.ShareID, sh.o.ShareID, strings.TrimRight(sh.cfg.Server, "/"), sh.o.ShareID)
+	fmt.Fprintf(sh.o.Stdout, "share: %s\njoin from a shell: mesh agent join-terminal %s\n", sh.o.ShareID, sh.o.ShareID)
+	if sh.o.NoWeb {
+		fmt.Fprintf(sh.o.Stdout, "no browser watching (--no-web): the server never sees the output\n")
+	} else {
+		fmt.Fprintf(sh.o.Stdout, "watch in a browser: %s/#/terminal/%s\n", strings.TrimRight(sh.cfg.Server, "/"), sh.o.ShareID)
+	}
 	mode := "read-only"
 	if sh.o.AllowInput {
 		mode = "viewers may type"
@@ -235,7 +243,7 @@ func (sh *share) printJoin() {
 func (sh *share) announce() {
 	sh.mu.Lock()
 	open := protocol.TerminalOpen{ShareID: sh.o.ShareID, Command: strings.Join(sh.o.Command, " "), Cols: sh.cols, Rows: sh.rows,
-		AllowInput: sh.o.AllowInput, Allow: sh.o.Allow}
+		AllowInput: sh.o.AllowInput, Allow: sh.o.Allow, NoWeb: sh.o.NoWeb}
 	sh.mu.Unlock()
 	sh.link.send(protocol.TypeTerminalOpen, open)
 }
@@ -259,6 +267,7 @@ func (sh *share) onEvent(env protocol.Envelope) {
 			sh.mu.Lock()
 			sh.web = v.Viewers
 			sh.mu.Unlock()
+			sh.gate.watchers(len(v.Viewers))
 			sh.printViewers()
 		}
 	}

@@ -217,6 +217,9 @@ type TerminalOpen struct {
 	Rows       int      `json:"rows"`
 	AllowInput bool     `json:"allow_input,omitempty"`
 	Allow      []string `json:"allow,omitempty"`
+	// NoWeb refuses browser watchers: the share is for shell joiners only,
+	// who reach the sharer directly, and the server never sees its output.
+	NoWeb bool `json:"no_web,omitempty"`
 }
 
 // Validate checks share_id and the size. Its errors wrap [ErrMalformed].

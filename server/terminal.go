@@ -45,6 +45,7 @@ type share struct {
 	sharer      *conn    // the share-terminal process's session
 	allow       []string // lowercase usernames who may watch besides the owner
 	allowInput  bool
+	noWeb       bool // browser watching refused (share-terminal --no-web)
 	cols, rows  int
 	out         outputRing
 	// anyOffset lets the first output after a takeover start anywhere: a
@@ -138,6 +139,7 @@ func (s *Server) onTerminalOpen(cn *conn, env protocol.Envelope) error {
 	}
 	sh.sharer, sh.owner, sh.command = cn, cn.user, req.Command
 	sh.allow, sh.allowInput, sh.cols, sh.rows = normalizeAllow(req.Allow), req.AllowInput, req.Cols, req.Rows
+	sh.noWeb = req.NoWeb
 	if cn.shareLimit == nil { // dispatch runs while the reader waits: no race with allow
 		cn.shareLimit = rate.NewLimiter(shareBytesPerSec, shareBurst)
 	}
@@ -178,7 +180,13 @@ func (s *Server) sendShare(cn *conn, sh *share, t protocol.Type, payload any) {
 }
 
 // sendViewers tells the sharer who watches now; s.terms.mu must be held.
+// With nobody watching, the server forgets the share's output: the sharer
+// stops sending it, and shows a first watcher its own recent screen.
 func (s *Server) sendViewers(sh *share) {
+	if len(sh.watchers) == 0 {
+		sh.out.restart(sh.out.end)
+		sh.anyOffset = true // the next output comes from the sharer's ring, from further back
+	}
 	s.sendShare(sh.sharer, sh, protocol.TypeTerminalViewers, protocol.TerminalViewers{ShareID: sh.id, Viewers: sh.viewers()})
 }
 
@@ -218,6 +226,9 @@ func (s *Server) termOutput(cn *conn, f protocol.TermFrame, b []byte) error {
 	sh, err := s.ownShare(cn, f.ShareID)
 	if err != nil {
 		return err
+	}
+	if len(sh.watchers) == 0 {
+		return nil // sent before the sharer heard that the last watcher left: not kept
 	}
 	switch end := sh.out.end; {
 	case f.Offset > end || (f.Offset != end && sh.anyOffset):

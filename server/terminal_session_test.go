@@ -267,12 +267,12 @@ func TestTerminalReopenSameDevice(t *testing.T) {
 	ts := openServer(t)
 	atok, btok, _, laptop := terminalUsers(t, ts)
 	old := ts.share(t, laptop, 6001, fp('1'), protocol.TerminalOpen{ShareID: "s1", Cols: 80, Rows: 24, Allow: []string{"bob"}})
-	old.output("s1", 0, []byte("before"))
-	old.sync()
 	alice, bob := ts.dial(t, atok), ts.dial(t, btok)
 	alice.watch("s1")
 	bob.watch("s1")
 	old.waitViewers("s1", "alice", "bob")
+	old.output("s1", 0, []byte("before"))
+	alice.waitTerm() // "before", live
 
 	now := ts.agent(t, laptop, 6002, fp('1'))
 	now.send(protocol.TypeTerminalOpen, protocol.TerminalOpen{ShareID: "s1", Cols: 100, Rows: 30, AllowInput: true})
@@ -287,7 +287,6 @@ func TestTerminalReopenSameDevice(t *testing.T) {
 	}
 	// A restarted agent counts output from 0 again; that is accepted once.
 	live := now.output("s1", 0, []byte("after"))
-	alice.waitTerm() // the replay of "before"
 	if got := alice.waitBinary(); !bytes.Equal(got, live) {
 		t.Fatalf("after the takeover alice got %q, want %q", got, live)
 	}

@@ -21,6 +21,10 @@ func (s *Server) onTerminalWatch(cn *conn, env protocol.Envelope) error {
 		s.log.Info("terminal watch refused", "share_id", sh.id, "user", cn.user.Username, "via", "websocket")
 		return refuse(kindForbidden, codeForbidden, refuseWatch, cn.user.Username)
 	}
+	if sh.noWeb {
+		return refuse(kindForbidden, codeForbidden,
+			"the sharer of %q allows no browser watching (--no-web); join from a shell: mesh agent join-terminal %s", sh.id, sh.id)
+	}
 	w := &watcher{user: cn.user, mayType: sh.allowInput} // mayWatch held: owner or allowed
 	s.sendShare(cn, sh, protocol.TypeTerminalOpen, sh.openFor(w))
 	for _, f := range sh.replay() {

@@ -217,6 +217,19 @@ func (h *Host) Exit(code int, reason string) {
 	}
 }
 
+// Recent returns a copy of the output the ring holds and the offset of
+// its first byte: the screen a watcher who arrives now should be shown.
+func (h *Host) Recent() (uint64, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	start := h.ring.start()
+	var data []byte
+	for _, f := range h.ring.frames(nil, start) {
+		data = append(data, f.Data...)
+	}
+	return start, data
+}
+
 // Offset returns how many bytes of output the share has had so far.
 func (h *Host) Offset() uint64 {
 	h.mu.Lock()

@@ -360,3 +360,21 @@ func packageGoroutines() []string {
 	}
 	return left
 }
+
+// TestRecent: Recent is the ring's copy from its start offset, for the
+// first browser watcher, whatever has wrapped.
+func TestRecent(t *testing.T) {
+	t.Parallel()
+	h := NewHost(HostConfig{RingSize: 64})
+	if off, data := h.Recent(); off != 0 || len(data) != 0 {
+		t.Errorf("Recent before output = %d, %q; want 0, nothing", off, data)
+	}
+	out := pattern(1000)
+	if err := h.Pump(bytes.NewReader(out), nil); err != nil {
+		t.Fatalf("Pump = %v", err)
+	}
+	off, data := h.Recent()
+	if off != 936 || !bytes.Equal(data, out[936:]) {
+		t.Errorf("Recent = %d, %d bytes; want 936 and the last 64 bytes", off, len(data))
+	}
+}
