@@ -87,14 +87,17 @@
 // "TREE.part/". Each chunk's hash is checked before the chunk is written, so
 // a bad chunk aborts the transfer ([ErrMismatch]) leaving only verified data
 // behind. After a file's last chunk its whole-file BLAKE3 (hashed while
-// writing, resumed prefix included) is compared with the end frame's; on a match the file is
-// fsynced and given its mode less the receiver's umask ([ProcessUmask]: a bit
+// writing, resumed prefix included) is compared with the end frame's; on a match a lone file is
+// fsynced (a tree's files are not: see below), the file is given its mode less the receiver's umask ([ProcessUmask]: a bit
 // survives only if the sender had it and the umask allows it), and a lone
 // file is hard-linked to its name (which fails rather than overwrite) and its
 // .part removed; on a mismatch the data is deleted. When the data ends, every
 // tree whose files all matched gets its directory modes, less the umask
 // likewise (directories the manifest does not list stay 0o700) and is renamed
-// from TREE.part to its name. A ".part" left by an interrupted transfer is
+// from TREE.part to its name, after one syncfs(2) of the inbox's file system
+// has made every tree's files and directories durable (elsewhere than
+// Linux, each file and directory is synced instead): a tree lands only
+// whole, so a file's own fsync would buy nothing a crash could use. A ".part" left by an interrupted transfer is
 // resumed by the next transfer of the same name that lands under the same
 // name.
 package transfer

@@ -155,3 +155,26 @@ func TestChunkHashedAlone(t *testing.T) {
 		t.Errorf("f.part holds %d bytes (%v), want the first chunk only", len(part), err)
 	}
 }
+
+// TestSyncFS: the one flush a tree gets before its rename works on the
+// inbox's file system, and a tree still lands whole and readable.
+func TestSyncFS(t *testing.T) {
+	t.Parallel()
+	if !haveSyncFS {
+		t.Skip("no syncfs here: each file is synced instead")
+	}
+	if err := syncFS(t.TempDir()); err != nil {
+		t.Fatalf("syncFS = %v", err)
+	}
+	src, inbox := t.TempDir(), t.TempDir()
+	for i := range 50 {
+		writeFile(t, filepath.Join(src, "tree", "d", strings.Repeat("f", i+1)), randBytes(uint64(i), i*100), 0o644)
+	}
+	out := transfer(t, inbox, []string{filepath.Join(src, "tree")}, transferOpts{})
+	if out.sendErr != nil || out.recvErr != nil {
+		t.Fatalf("Send = %v, Receive = %v, want nil, nil", out.sendErr, out.recvErr)
+	}
+	if err := syncFS(filepath.Join(inbox, "missing")); err == nil {
+		t.Errorf("syncFS of a missing directory = nil, want an error")
+	}
+}

@@ -33,7 +33,15 @@ func (rc *receiver) finishFile(it *item, f *os.File, sum [32]byte, changed bool)
 			a.Reason = "the file changed on the sender while it was read"
 		}
 	} else {
-		err := errors.Join(f.Sync(), f.Chmod(rc.r.landMode(it.Mode)), f.Close())
+		// A lone file is made durable before its rename. A tree's files are
+		// not synced one by one: the tree is renamed into place only when
+		// complete, after one flush of the file system (finishTrees), so a
+		// file's own fsync would buy nothing a crash could use.
+		var serr error
+		if it.top.kind == kindFile || !haveSyncFS {
+			serr = f.Sync()
+		}
+		err := errors.Join(serr, f.Chmod(rc.r.landMode(it.Mode)), f.Close())
 		if err != nil {
 			return a, fmt.Errorf("finish %s: %w", it.disk, err)
 		}
@@ -94,10 +102,11 @@ func renameNew(src, dst string) error {
 	return os.Rename(src, dst)
 }
 
-// finishTrees lands every directory tree whose files all verified: it syncs
-// and applies the directory modes deepest first, renames TREE.part to its
-// name and syncs the inbox. A tree with a failed file stays TREE.part, so a
-// rerun resumes it.
+// finishTrees lands every directory tree whose files all verified: it
+// makes the trees' files and directories durable (one syncfs(2) for them
+// all, where there is one), applies the directory modes, renames TREE.part
+// to its name and syncs the inbox. A tree with a failed file stays
+// TREE.part, so a rerun resumes it.
 func (rc *receiver) finishTrees() error {
 	dirs := map[*top][]*item{}
 	for _, it := range rc.items {
@@ -105,6 +114,7 @@ func (rc *receiver) finishTrees() error {
 			dirs[it.top] = append(dirs[it.top], it)
 		}
 	}
+	flushed := false
 	for _, t := range rc.tops {
 		if t.kind != kindDir {
 			continue
@@ -117,12 +127,7 @@ func (rc *receiver) finishTrees() error {
 		slices.SortStableFunc(ds, func(a, b *item) int {
 			return strings.Count(b.rest, "/") - strings.Count(a.rest, "/")
 		})
-		for _, d := range ds {
-			if err := syncDir(d.disk); err != nil {
-				return err
-			}
-		}
-		if err := syncDir(t.work); err != nil {
+		if err := rc.flushTree(t, ds, &flushed); err != nil {
 			return err
 		}
 		for _, d := range ds {
@@ -144,6 +149,27 @@ func (rc *receiver) finishTrees() error {
 		}
 	}
 	return syncDir(rc.r.Inbox)
+}
+
+// flushTree makes tree t's data durable before it is renamed: one syncfs
+// of the inbox's file system covers every tree of the transfer (flushed
+// records that it ran); without syncfs, each directory of t (ds, deepest
+// first, then t's own) is synced, its files having been synced as they
+// finished.
+func (rc *receiver) flushTree(t *top, ds []*item, flushed *bool) error {
+	if haveSyncFS {
+		if !*flushed {
+			*flushed = true
+			return syncFS(rc.r.Inbox)
+		}
+		return nil
+	}
+	for _, d := range ds {
+		if err := syncDir(d.disk); err != nil {
+			return err
+		}
+	}
+	return syncDir(t.work)
 }
 
 // syncDir makes a directory's entries durable.

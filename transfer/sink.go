@@ -40,8 +40,8 @@ type sink struct {
 	err    error
 
 	f       *os.File // the file being written; run's goroutine only
-	flushed int64 // f's bytes before this offset are being written back
-	direct  bool  // f is open for direct I/O
+	flushed int64    // f's bytes before this offset are being written back
+	direct  bool     // f is open for direct I/O
 
 	mu   sync.Mutex
 	acks []ackMsg // guarded by mu: finished files not yet acknowledged
