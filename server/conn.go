@@ -188,28 +188,6 @@ func (cn *conn) enqueue(f frame) {
 	cn.startFlush()
 }
 
-// offer queues a relay frame unless relayPending frames wait already; a
-// relay drops rather than closing a slow agent's session, as a network
-// drops datagrams. It reports whether f was queued.
-func (cn *conn) offer(f frame) bool {
-	cn.mu.Lock()
-	if cn.closing || len(cn.pending)+cn.inHand >= relayPending {
-		cn.mu.Unlock()
-		return false
-	}
-	cn.pending = append(cn.pending, f)
-	cn.startFlush()
-	return true
-}
-
-// replyLimited is reply for what a flood could repeat: within the
-// session's frame rate, else dropped.
-func (cn *conn) replyLimited(code, msg string) {
-	if cn.limiter.Allow() {
-		cn.reply("", code, msg)
-	}
-}
-
 // startFlush starts the flusher unless one runs or the upgrade is not
 // done yet; cn.mu must be held, and is released.
 func (cn *conn) startFlush() {

@@ -221,3 +221,25 @@ func (r *relay) sweep(now time.Time) {
 			"frames_from_target", p.frames[1].Load(), "frames_dropped", p.dropped.Load())
 	}
 }
+
+// offer queues a relay frame unless relayPending frames wait already; a
+// relay drops rather than closing a slow agent's session, as a network
+// drops datagrams. It reports whether f was queued.
+func (cn *conn) offer(f frame) bool {
+	cn.mu.Lock()
+	if cn.closing || len(cn.pending)+cn.inHand >= relayPending {
+		cn.mu.Unlock()
+		return false
+	}
+	cn.pending = append(cn.pending, f)
+	cn.startFlush()
+	return true
+}
+
+// replyLimited is reply for what a flood could repeat: within the
+// session's frame rate, else dropped.
+func (cn *conn) replyLimited(code, msg string) {
+	if cn.limiter.Allow() {
+		cn.reply("", code, msg)
+	}
+}
