@@ -361,38 +361,6 @@ func (cn *conn) readLoop() {
 	}
 }
 
-// readFrame reads one message, up to MaxFrame+1 bytes, into the session's
-// reused buffer (a relay moves thousands of frames a second, and io.ReadAll
-// would allocate and grow a buffer for each). The bytes are valid until
-// the next call: the loop handles each message before reading the next,
-// and handlers copy what they keep.
-func (cn *conn) readFrame(r io.Reader) ([]byte, error) {
-	if cn.rbuf == nil {
-		cn.rbuf = make([]byte, 0, 4096)
-	}
-	b := cn.rbuf[:0]
-	for {
-		if len(b) == cap(b) {
-			if len(b) > protocol.MaxFrame {
-				return b, nil // over the limit: the caller says so
-			}
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):min(cap(b), protocol.MaxFrame+1)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			cn.rbuf = b[:0]
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(b) > protocol.MaxFrame {
-			return b, nil
-		}
-	}
-}
-
 // Terminal output a sharer may send: far above what a terminal produces
 // (a PTY's output measured ~24 MB/s flat out), low enough to stop a flood.
 const (
