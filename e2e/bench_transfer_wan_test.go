@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchWAN is BenchmarkTransfer's emulated WAN: the two hosts of
+// BenchmarkRelay's lab (host 1 sends, host 2 receives, pub routes and runs
+// mesh serve) with every packet between them shaped by netem to 50 ms RTT
+// at 500 Mbit/s, once clean and once with 0.5% loss each way. On each:
+// the bare quic-go copy, send-file (direct), and croc with its relay on
+// the receiver's host (so croc's TCP crosses the same shaped path once).
+// The file is 256 MiB clean (MESH_BENCH_WAN_MIB) and 64 MiB lossy
+// (MESH_BENCH_WAN_LOSS_MIB): loss-based congestion control at 0.5% loss
+// and 50 ms cannot fill the link.
+func benchWAN(b *testing.B, bare string) {
+	needNetem(b)
+	l := newRBLab(b)
+	for _, c := range []struct {
+		name string
+		n    netem
+		key  string
+		mib  int
+	}{
+		{"clean", netem{delay: 25 * time.Millisecond, mbit: 500}, "MESH_BENCH_WAN_MIB", 256},
+		{"loss0.5", netem{delay: 25 * time.Millisecond, mbit: 500, loss: 0.5}, "MESH_BENCH_WAN_LOSS_MIB", 64},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			size := int64(c.mib) << 20
+			if v, err := strconv.Atoi(os.Getenv(c.key)); err == nil && v > 0 {
+				size = int64(v) << 20
+			}
+			l.shape(b, c.n)
+			src := filepath.Join(b.TempDir(), "wan.bin")
+			writePseudoRandom(b, src, size)
+			want, err := hashFile(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var bq xferRun
+			var mesh, croc rbResult
+			b.Run("bare", func(b *testing.B) {
+				in := [2][]string{{"ip", "netns", "exec", l.hosts[0]}, {"ip", "netns", "exec", l.hosts[1]}}
+				for b.Loop() {
+					bq = bareCopy(b, bare, in, l.ips[1]+":7000", src, size)
+				}
+				bq.report(b)
+			})
+			b.Run("mesh", func(b *testing.B) { mesh = l.benchMesh(b, src, want, size, false) })
+			b.Run("croc", func(b *testing.B) { croc = l.wanCroc(b, src, want, size) })
+			var s strings.Builder
+			fmt.Fprintf(&s, "wan %s, %d MiB: bare quic-go %.1f MB/s; send-file %.1f MB/s (%.2f× bare, goal ≥ 0.9: %s)",
+				c.n, size>>20, bq.mbps(), mesh.mbps(), ratio(mesh.mbps(), bq.mbps()), verdict(mesh.mbps() >= 0.9*bq.mbps()))
+			if croc.sends > 0 {
+				fmt.Fprintf(&s, "; croc %.1f MB/s (send-file/croc %.2f, goal ≥ 1: %s)", croc.mbps(),
+					ratio(mesh.mbps(), croc.mbps()), verdict(mesh.mbps() >= croc.mbps()))
+			} else {
+				s.WriteString("; croc not run")
+			}
+			fmt.Fprintf(&s, "; send-file first byte %s", mesh.mean(mesh.toPart).Round(time.Millisecond))
+			fmt.Println(s.String())
+		})
+	}
+}
+
+// wanCroc sends src with croc from host 1 to host 2 through croc's relay
+// on host 2, b.N times; time is from the receiver's start to its exit.
+func (l *rbLab) wanCroc(b *testing.B, src, want string, size int64) rbResult {
+	croc, err := crocBin()
+	if err != nil {
+		b.Skipf("croc not installed (go install github.com/schollz/croc/v10@v10.7.0): %v", err)
+	}
+	home := b.TempDir() // croc's HOME: its config, not ours
+	env := append(os.Environ(), "HOME="+home, "CROC_SECRET=mesh-bench-wan-0123")
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	relay := exec.CommandContext(ctx, "ip", "netns", "exec", l.hosts[1], croc, "relay", "--host", l.ips[1])
+	relay.Env, relay.Dir = env, home
+	rp, err := startCmd(relay, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(rp.stop)
+	for port := 9009; port <= 9013; port++ {
+		addr := net.JoinHostPort(l.ips[1], strconv.Itoa(port))
+		if !poll(10*time.Second, 20*time.Millisecond, func() bool {
+			c, err := dialInNS(context.Background(), l.hosts[1], "tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}) {
+			b.Fatalf("croc relay not listening on %s:\n%s", addr, rp.out.String())
+		}
+	}
+	relayAddr := l.ips[1] + ":9009"
+	var r rbResult
+	for b.Loop() {
+		dir := b.TempDir()
+		pids := [3]int{0, 0, rp.cmd.Process.Pid}
+		cpu0 := rbCPU(b, pids)
+		sctx, scancel := context.WithTimeout(ctx, 20*time.Minute)
+		send := exec.CommandContext(sctx, "ip", "netns", "exec", l.hosts[0], croc, "--relay", relayAddr,
+			"--no-compress", "--yes", "--disable-clipboard", "send", "--no-local", src)
+		send.Env, send.Dir = env, filepath.Dir(src)
+		sp, err := startCmd(send, false)
+		if err != nil {
+			scancel()
+			b.Fatal(err)
+		}
+		sp.waitOutputCtx(b, "Code is", 30*time.Second)
+		recv := exec.CommandContext(sctx, "ip", "netns", "exec", l.hosts[1], croc, "--relay", relayAddr,
+			"--yes", "--overwrite", "--out", dir)
+		recv.Env, recv.Dir = env, dir
+		got := filepath.Join(dir, filepath.Base(src))
+		out, took, toFile, _ := rbWatch(b, recv, got, "")
+		<-sp.exited
+		scancel()
+		cpu1 := rbCPU(b, pids)
+		if !recv.ProcessState.Success() || sp.cmd.ProcessState == nil || !sp.cmd.ProcessState.Success() {
+			b.Fatalf("croc: receiver %v\n%s\nsender %v\n%s", recv.ProcessState, out, sp.cmd.ProcessState, sp.out.tail(4000))
+		}
+		rbCheckFile(b, got, want)
+		r.add(rbResult{size: size, took: took, toPart: toFile, cpu: [3]time.Duration{
+			sp.cmd.ProcessState.UserTime() + sp.cmd.ProcessState.SystemTime(),
+			recv.ProcessState.UserTime() + recv.ProcessState.SystemTime(), cpu1[2] - cpu0[2]}})
+	}
+	r.report(b) // its "server" is croc's relay
+	return r
+}
