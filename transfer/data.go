@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 
 	"github.com/zeebo/blake3"
 )
@@ -20,6 +22,9 @@ func (rc *receiver) data(ctx context.Context) error {
 			pr.Bytes += it.offset
 		}
 	}
+	hctx, stopHashing := context.WithCancel(ctx)
+	hashing := rc.hashPrefixes(hctx)
+	defer func() { stopHashing(); <-hashing }()
 	k := newSink(rc)
 	err := rc.files(ctx, k, &pr)
 	if cerr := k.close(); err == nil {
@@ -89,6 +94,18 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		return fmt.Errorf("%w: file frame for entry %d at %d, want entry %d at 0 or %d",
 			ErrProtocol, index, off, it.index, it.offset)
 	}
+	if it.hashed != nil {
+		select {
+		case <-it.hashed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if off > 0 {
+			if err := checkRecorded(it); err != nil {
+				return err
+			}
+		}
+	}
 	h := it.prefix // the receiver's whole-file hasher, primed with the resumed prefix
 	if off == 0 || h == nil {
 		h = blake3.New()
@@ -111,11 +128,13 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		case <-k.failed:
 			return k.err
 		}
-		n, err := rc.readChunk(it, off, hdr[:], buf, h)
+		j := job{it: it, off: off}
+		n, err := rc.readChunk(it, off, hdr[:], buf, h, &j.sum)
 		if err != nil {
 			return err
 		}
-		k.jobs <- job{it: it, off: off, data: buf[:n]}
+		j.data = buf[:n]
+		k.jobs <- j
 		off += int64(n)
 		rc.received += int64(n)
 		pr.FileBytes += int64(n)
@@ -135,6 +154,61 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 	return nil
 }
 
+// hashPrefixes hashes, in manifest order, the on-disk prefix of every file
+// whose plan came from its .part's resume record, on a goroutine of its own
+// so the receiver's hashing overlaps the sender's; it closes each item's
+// hashed when done. The returned channel is closed when the goroutine ends.
+func (rc *receiver) hashPrefixes(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var buf []byte
+		for _, it := range rc.items {
+			if it.hashed == nil {
+				continue
+			}
+			if buf == nil {
+				buf = make([]byte, DefaultChunkSize)
+			}
+			it.prefix, it.hashErr = hashPart(ctx, it.disk, it.offset, buf)
+			close(it.hashed)
+		}
+	}()
+	return done
+}
+
+// hashPart returns a whole-file hasher fed the first n bytes of the .part at p.
+func hashPart(ctx context.Context, p string, n int64, buf []byte) (*blake3.Hasher, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("resume %s: %w", p, err)
+	}
+	defer f.Close() // read-only
+	h := blake3.New()
+	if err := hashFrom(ctx, h, f, n, buf); err != nil {
+		return nil, fmt.Errorf("resume %s: %w", p, err)
+	}
+	return h, nil
+}
+
+// checkRecorded checks that the prefix a resume record promised (the plan
+// offered its digest, and the sender took it) is what the .part holds. If
+// not, the record goes, so that the next run hashes the .part afresh.
+func checkRecorded(it *item) error {
+	if it.hashErr != nil {
+		return it.hashErr
+	}
+	var sum [32]byte
+	if it.prefix.Sum(sum[:0]); sum == it.prefixSum {
+		return nil
+	}
+	if f, err := os.OpenFile(it.disk, os.O_RDWR|syscall.O_NOFOLLOW, 0); err == nil {
+		_ = dropRecord(f) // best effort: a record that still fails is caught here again
+		f.Close()
+	}
+	return fmt.Errorf("%w: %s.part no longer holds what its resume record says; rerun to send it again", ErrMismatch, it.Path)
+}
+
 // queueAcks buffers the acknowledgements the sink has produced; the next
 // read that could block flushes them.
 func (rc *receiver) queueAcks(k *sink, pr *Progress) error {
@@ -149,8 +223,9 @@ func (rc *receiver) queueAcks(k *sink, pr *Progress) error {
 
 // readChunk reads the chunk frame that must come next for file it at off into
 // buf, feeds it to h, the file's whole-file hasher, and checks h's digest
-// against the frame's (see [chunkHeader]). It returns the chunk's length.
-func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte, h *blake3.Hasher) (int, error) {
+// against the frame's (see [chunkHeader]), leaving the digest in sum. It
+// returns the chunk's length.
+func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte, h *blake3.Hasher, sum *[32]byte) (int, error) {
 	if err := rc.expect(tagChunk, hdr, it.index); err != nil {
 		return 0, err
 	}
@@ -166,8 +241,7 @@ func (rc *receiver) readChunk(it *item, off int64, hdr, buf []byte, h *blake3.Ha
 		return 0, fmt.Errorf("read chunk: %w", noEOF(err))
 	}
 	h.Write(buf[:n])
-	var sum [32]byte
-	if h.Sum(sum[:0]); sum != ch.sum {
+	if h.Sum(sum[:0]); *sum != ch.sum {
 		return 0, fmt.Errorf("%w: %s: the chunk at %d", ErrMismatch, it.Path, off)
 	}
 	return n, nil

@@ -202,3 +202,5 @@ func (c *flipConn) Read(p []byte) (int, error) {
 	c.pos += int64(n)
 	return n, err
 }
+
+func hexSum(s [32]byte) string { return hex.EncodeToString(s[:]) }

@@ -119,7 +119,13 @@ type item struct {
 	rest    string // the path below the top-level name, "" for the top itself
 	disk    string // where the data goes (files) or the directory (dirs)
 	offset  int64  // where the planned resume starts
-	prefix  *blake3.Hasher
+	prefix  *blake3.Hasher // the whole-file hasher primed with the resumed prefix, once hashed
+	// prefixSum is the BLAKE3 of the resumed prefix: from prefix, or from
+	// the .part's resume record, and then hashed (set prefix, or hashErr)
+	// by the time hashed is closed.
+	prefixSum [32]byte
+	hashed    chan struct{} // nil unless the prefix is hashed after the plan
+	hashErr   error
 	fresh   bool // no data existed: create the file exclusively
 }
 

@@ -21,10 +21,11 @@ type job struct {
 	it   *item
 	off  int64  // where the file starts, or the chunk's offset; -1 finishes the file
 	data []byte // a verified chunk; nil to start or finish a file
+	// sum is the file's digest up to the chunk's end, for the resume record.
 	// When finishing: the BLAKE3 of the data received, and whether the
 	// sender saw the file change while it read it.
-	got     [32]byte
-	changed bool
+	sum, got [32]byte
+	changed  bool
 }
 
 // sink is the receiver's writing goroutine: it writes verified chunks while
@@ -42,6 +43,7 @@ type sink struct {
 	f       *os.File // the file being written; run's goroutine only
 	flushed int64    // f's bytes before this offset are being written back
 	direct  bool     // f is open for direct I/O
+	record  int      // 1: f has a resume record, -1: f cannot take one, 0: neither yet
 
 	mu   sync.Mutex
 	acks []ackMsg // guarded by mu: finished files not yet acknowledged
@@ -86,11 +88,20 @@ func (k *sink) do(j job) error {
 		if err := k.write(j); err != nil {
 			return fmt.Errorf("write %s: %w", j.it.disk, err)
 		}
-		if end := j.off + int64(len(j.data)); !k.direct && end-k.flushed >= writebackEvery {
+		end := j.off + int64(len(j.data))
+		if !k.direct && end-k.flushed >= writebackEvery {
 			startWriteback(k.f, k.flushed, end-k.flushed)
 			k.flushed = end
 		}
+		if end < j.it.Size && k.record >= 0 {
+			k.putRecord(j, end)
+		}
 	case j.off < 0:
+		if k.record > 0 {
+			if err := dropRecord(k.f); err != nil {
+				return fmt.Errorf("finish %s: %w", j.it.disk, err)
+			}
+		}
 		a, err := k.rc.finishFile(j.it, k.f, j.got, j.changed)
 		k.f = nil
 		if err != nil {
@@ -102,10 +113,25 @@ func (k *sink) do(j job) error {
 	default:
 		var err error
 		k.f, k.direct, err = openPart(j.it, j.off)
-		k.flushed = j.off
+		k.flushed, k.record = j.off, 0
 		return err
 	}
 	return nil
+}
+
+// putRecord records on the .part that its first end bytes are verified
+// data hashing to j.sum (see resumeRecord). A file system that refuses is
+// not asked again for this file: a rerun then hashes the .part first.
+func (k *sink) putRecord(j job, end int64) {
+	fi, err := k.f.Stat()
+	if err == nil {
+		err = putRecord(k.f, resumeRecord{chunk: uint32(k.rc.chunk), offset: end, mtime: fi.ModTime().UnixNano(), sum: j.sum})
+	}
+	if err != nil {
+		k.record = -1
+		return
+	}
+	k.record = 1
 }
 
 // write writes a chunk at the file's current offset, leaving direct I/O
