@@ -43,7 +43,7 @@ func BenchmarkTransfer(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("MESH_BENCH_TRANSFER_MIB")); err == nil && v > 0 {
 		size = int64(v) << 20
 	}
-	bare := buildBareQUIC(b)
+	bare, wanem := buildTestdata(b, "barequic"), buildTestdata(b, "wanem")
 	src := filepath.Join(b.TempDir(), "payload.bin")
 	writePseudoRandom(b, src, size)
 	want, err := hashFile(src)
@@ -52,7 +52,7 @@ func BenchmarkTransfer(b *testing.B) {
 	}
 	var mesh xferRun // the uninterrupted 1 GiB send, resume's baseline
 	b.Run("loopback", func(b *testing.B) { mesh = benchLoopback(b, bare, src, want, size) })
-	b.Run("wan", func(b *testing.B) { benchWAN(b, bare) })
+	b.Run("wan", func(b *testing.B) { benchWAN(b, bare, wanem) })
 	b.Run("smallfiles", benchSmallFiles)
 	b.Run("resume", func(b *testing.B) { benchResume(b, src, want, size, mesh) })
 	b.Run("startup", benchStartup)
@@ -123,11 +123,11 @@ func writePseudoRandom(b *testing.B, path string, size int64) {
 	}
 }
 
-// buildBareQUIC builds e2e/testdata/barequic into b's temp dir.
-func buildBareQUIC(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "barequic")
-	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/barequic").CombinedOutput(); err != nil {
-		b.Fatalf("build barequic: %v\n%s", err, out)
+// buildTestdata builds the command e2e/testdata/name into b's temp dir.
+func buildTestdata(b *testing.B, name string) string {
+	bin := filepath.Join(b.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/"+name).CombinedOutput(); err != nil {
+		b.Fatalf("build %s: %v\n%s", name, err, out)
 	}
 	return bin
 }
