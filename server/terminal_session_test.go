@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -187,8 +189,10 @@ func TestTerminalSlowWatcher(t *testing.T) {
 	sharer.waitViewers("s1", "alice", "bob")
 	const n, size = 5000, 1024
 	got := make(chan error, 1)
+	var progress atomic.Uint64 // what the fast watcher has
 	go func() {
 		var off uint64
+		defer func() { progress.Store(math.MaxUint64) }() // the sender stops waiting
 		for off < n*size {
 			select {
 			case b := <-fast.bin:
@@ -198,6 +202,7 @@ func TestTerminalSlowWatcher(t *testing.T) {
 					return
 				}
 				off += uint64(len(f.Data))
+				progress.Store(off)
 			case <-time.After(waitLong):
 				got <- fmt.Errorf("fast watcher stuck at offset %d of %d", off, n*size)
 				return
@@ -207,6 +212,13 @@ func TestTerminalSlowWatcher(t *testing.T) {
 	}()
 	start := time.Now()
 	for i := range n {
+		// The server drops a watcher 4096 frames behind, as too slow; a
+		// sharer faster than any terminal (it reads 5 MB in 20 ms) would
+		// get even the fast one dropped, so it keeps within 2000 frames of
+		// it. The stalled watcher must not hold either back.
+		for uint64(i*size) > progress.Load()+2000*size {
+			time.Sleep(time.Millisecond)
+		}
 		sharer.output("s1", uint64(i*size), chunk(uint64(i*size), size))
 	}
 	sent := time.Since(start)
