@@ -46,7 +46,7 @@ func benchSetup(b *testing.B) (src string, inbox func() string) {
 }
 
 // BenchmarkSend moves one 256 MiB file through Send and Receive over TCP
-// loopback: whole-file hash up front, per-chunk hashes on both sides, the
+// loopback: one BLAKE3 pass on each side (the chunk digests are the whole-file hasher's), the
 // receiver's whole-file hash, fsync and rename included.
 func BenchmarkSend(b *testing.B) {
 	src, inbox := benchSetup(b)

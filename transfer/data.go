@@ -110,6 +110,7 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 	if off == 0 || h == nil {
 		h = blake3.New()
 	}
+	var last job // the last chunk queued
 	k.jobs <- job{it: it, off: off}
 	rc.resumed += off
 	pr.Bytes -= it.offset - off // the sender may restart instead of resuming
@@ -135,6 +136,7 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 		}
 		j.data = buf[:n]
 		k.jobs <- j
+		last = j
 		off += int64(n)
 		rc.received += int64(n)
 		pr.FileBytes += int64(n)
@@ -149,7 +151,11 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 	}
 	it.BLAKE3 = hex.EncodeToString(end.sum[:])
 	j := job{it: it, off: -1, changed: end.flags&endChanged != 0}
-	h.Sum(j.got[:0])
+	if last.data != nil {
+		j.got = last.sum // the digest after the last chunk is the whole file's
+	} else {
+		h.Sum(j.got[:0])
+	}
 	k.jobs <- j
 	return nil
 }

@@ -115,10 +115,10 @@ type item struct {
 	entry
 	index   int
 	refused string
-	top     *top   // nil if refused
-	rest    string // the path below the top-level name, "" for the top itself
-	disk    string // where the data goes (files) or the directory (dirs)
-	offset  int64  // where the planned resume starts
+	top     *top           // nil if refused
+	rest    string         // the path below the top-level name, "" for the top itself
+	disk    string         // where the data goes (files) or the directory (dirs)
+	offset  int64          // where the planned resume starts
 	prefix  *blake3.Hasher // the whole-file hasher primed with the resumed prefix, once hashed
 	// prefixSum is the BLAKE3 of the resumed prefix: from prefix, or from
 	// the .part's resume record, and then hashed (set prefix, or hashErr)
@@ -126,7 +126,7 @@ type item struct {
 	prefixSum [32]byte
 	hashed    chan struct{} // nil unless the prefix is hashed after the plan
 	hashErr   error
-	fresh   bool // no data existed: create the file exclusively
+	fresh     bool // no data existed: create the file exclusively
 }
 
 // top is one top-level name of the manifest.

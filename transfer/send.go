@@ -268,18 +268,20 @@ func (sd *sender) file(ctx context.Context, f *os.File, i int, cf *[chunkFrameLe
 	}
 	pr.File, pr.FileBytes, pr.FileSize = src.Path, off, src.Size
 	sd.progress(pr)
-	changed, err := sd.chunks(ctx, f, src, uint32(i), off, h, cf, pr)
+	end := endFrame{index: uint32(i)}
+	changed, err := sd.chunks(ctx, f, src, uint32(i), off, h, cf, pr, &end.sum)
 	if err != nil {
 		return err
 	}
 	if off == src.Size {
 		changed = changedSince(f, src)
 	}
-	end := endFrame{index: uint32(i)}
 	if changed {
 		end.flags |= endChanged
 	}
-	h.Sum(end.sum[:0])
+	if off == src.Size { // no chunk: the digest of the prefix is the file's
+		h.Sum(end.sum[:0])
+	}
 	var ef [endFrameLen]byte
 	end.put(&ef)
 	sd.files[sd.slot[i]].BLAKE3 = hex.EncodeToString(end.sum[:])
@@ -319,9 +321,10 @@ type readChunk struct {
 // yields the whole-file hash (see [chunkHeader]). The next chunks are read and hashed on a
 // goroutine of their own while this one writes, so the disk, the hash and
 // the transport's packing overlap. It reports whether f changed while it
-// was read.
+// was read, and leaves the last chunk's digest, the whole file's, in last
+// (a second Sum would hash the hasher's buffered tail again).
 func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uint32, off int64,
-	h *blake3.Hasher, cf *[chunkFrameLen]byte, pr *Progress) (changed bool, err error) {
+	h *blake3.Hasher, cf *[chunkFrameLen]byte, pr *Progress, last *[32]byte) (changed bool, err error) {
 	if off == src.Size {
 		return false, nil
 	}
@@ -335,6 +338,23 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 			sd.free <- make([]byte, sd.chunk)
 		}
 	}
+	if src.Size-off <= int64(sd.chunk) { // one chunk: nothing to overlap, no goroutine to start
+		rc := sd.readAhead(f, src, h, off, <-sd.free)
+		err := rc.err
+		if err == nil {
+			err = sd.writeChunk(ctx, index, rc, cf)
+		}
+		sd.free <- rc.buf
+		if err != nil {
+			return false, err
+		}
+		sd.sent += int64(rc.n)
+		pr.FileBytes += int64(rc.n)
+		pr.Bytes += int64(rc.n)
+		sd.progress(pr)
+		*last = rc.sum
+		return rc.changed, nil
+	}
 	ahead := make(chan readChunk, sendBuffers) // never full: there are only sendBuffers buffers
 	stop := make(chan struct{})
 	go func() {
@@ -346,17 +366,7 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 			case <-stop:
 				return
 			}
-			rc := readChunk{buf: buf, off: o, n: int(min(int64(len(buf)), src.Size-o))}
-			if _, rc.err = io.ReadFull(f, buf[:rc.n]); rc.err != nil {
-				rc.err = fmt.Errorf("read at %d (did the file change?): %w", o, rc.err)
-			} else {
-				h.Write(buf[:rc.n])
-				h.Sum(rc.sum[:0]) // the digest of the file up to this chunk's end
-
-				if o+int64(rc.n) == src.Size {
-					rc.changed = changedSince(f, src)
-				}
-			}
+			rc := sd.readAhead(f, src, h, o, buf)
 			ahead <- rc
 			if rc.err != nil {
 				return
@@ -379,13 +389,29 @@ func (sd *sender) chunks(ctx context.Context, f *os.File, src *source, index uin
 		if err != nil {
 			return false, err
 		}
-		changed = rc.changed
+		changed, *last = rc.changed, rc.sum
 		sd.sent += int64(rc.n)
 		pr.FileBytes += int64(rc.n)
 		pr.Bytes += int64(rc.n)
 		sd.progress(pr)
 	}
 	return changed, nil
+}
+
+// readAhead reads the chunk of src at o from f into buf and feeds it to h,
+// the whole-file hasher, whose digest becomes the chunk's sum.
+func (sd *sender) readAhead(f *os.File, src *source, h *blake3.Hasher, o int64, buf []byte) readChunk {
+	rc := readChunk{buf: buf, off: o, n: int(min(int64(len(buf)), src.Size-o))}
+	if _, rc.err = io.ReadFull(f, buf[:rc.n]); rc.err != nil {
+		rc.err = fmt.Errorf("read at %d (did the file change?): %w", o, rc.err)
+		return rc
+	}
+	h.Write(buf[:rc.n])
+	h.Sum(rc.sum[:0]) // the digest of the file up to this chunk's end
+	if o+int64(rc.n) == src.Size {
+		rc.changed = changedSince(f, src)
+	}
+	return rc
 }
 
 // writeChunk writes one chunk frame, unless the transfer was stopped.
