@@ -178,3 +178,21 @@ func TestSyncFS(t *testing.T) {
 		t.Errorf("syncFS of a missing directory = nil, want an error")
 	}
 }
+
+// TestOldPeer: a version 1 sender hears, and its receiver says, that the
+// versions differ and what to do about it.
+func TestOldPeer(t *testing.T) {
+	t.Parallel()
+	c, wait := startReceiver(t, t.TempDir())
+	if err := WriteMsg(c, manifestMsg{Type: typeManifest, Version: 1, ChunkSize: rawChunk}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := wait()
+	if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "version 1, this side 2") {
+		t.Errorf("Receive = %v, want ErrProtocol naming both versions", err)
+	}
+	var a abortMsg
+	if err := ReadMsg(c, &a); err != nil || a.Code != codeProtocol || !strings.Contains(a.Reason, "same mesh version") {
+		t.Errorf("the old sender read %+v, %v; want a protocol abort saying to run the same version", a, err)
+	}
+}

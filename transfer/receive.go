@@ -112,7 +112,8 @@ func (rc *receiver) readManifest() ([]entry, error) {
 		}
 		switch {
 		case m.Version != Version:
-			return nil, fmt.Errorf("%w: manifest version %d, this side speaks %d", ErrProtocol, m.Version, Version)
+			return nil, fmt.Errorf("%w: the sender speaks transfer version %d, this side %d: run the same mesh version on both machines",
+				ErrProtocol, m.Version, Version)
 		case m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize || (!first && m.ChunkSize != rc.chunk):
 			return nil, fmt.Errorf("%w: chunk size %d", ErrProtocol, m.ChunkSize)
 		case len(entries)+len(m.Entries) > MaxEntries:
