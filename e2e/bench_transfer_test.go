@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,6 +77,9 @@ func (r xferRun) mbps() float64 {
 
 // perGiB is process i's CPU seconds per GiB; i == 2 is both together.
 func (r xferRun) perGiB(i int) float64 {
+	if r.size == 0 {
+		return 0
+	}
 	c := r.cpu[0] + r.cpu[1]
 	if i < 2 {
 		c = r.cpu[i]
@@ -210,6 +214,13 @@ func (p *loopPair) send(b *testing.B, src, want string, size int64) (xferRun, st
 	send := exec.Command(meshBin, "agent", "send-file", "--to", "home", src)
 	send.Dir, send.Env = p.laptop.home, append(cleanEnv(), p.laptop.env...)
 	got := filepath.Join(p.home.inbox(), filepath.Base(src))
+	if dir := os.Getenv("MESH_BENCH_PERF"); dir != "" && size >= 1<<30 {
+		stop := perfRecord(b, filepath.Join(dir, "loopback.perf.data"))
+		defer func() {
+			stop()
+			b.Logf("perf: %s; receiver pid %d, sender pid %d", dir, p.run.cmd.Process.Pid, send.Process.Pid)
+		}()
+	}
 	out, took, toPart, toPath := rbWatch(b, send, got, "path: ")
 	cpu1, err := procCPU(p.run.cmd.Process.Pid)
 	if err != nil {
@@ -266,9 +277,9 @@ func benchLoopback(b *testing.B, bare, src, want string, size int64) xferRun {
 	fmt.Fprintf(&s, "loopback %d MiB: bare quic-go %.1f MB/s, CPU-s/GiB sender %.2f + receiver %.2f = %.2f; ",
 		size>>20, bq.mbps(), bq.perGiB(0), bq.perGiB(1), bq.perGiB(2))
 	fmt.Fprintf(&s, "send-file %.1f MB/s (%.2f× bare, goal ≥ 0.8: %s), CPU-s/GiB sender %.2f (%.2f× bare's, goal ≤ 1.3: %s) receiver %.2f (%.2f×, goal ≤ 1.3: %s); ",
-		mesh.mbps(), ratio(mesh.mbps(), bq.mbps()), verdict(mesh.mbps() >= 0.8*bq.mbps()),
-		mesh.perGiB(0), ratio(mesh.perGiB(0), bq.perGiB(0)), verdict(mesh.perGiB(0) <= 1.3*bq.perGiB(0)),
-		mesh.perGiB(1), ratio(mesh.perGiB(1), bq.perGiB(1)), verdict(mesh.perGiB(1) <= 1.3*bq.perGiB(1)))
+		mesh.mbps(), ratio(mesh.mbps(), bq.mbps()), verdict(bq.took > 0 && mesh.mbps() >= 0.8*bq.mbps()),
+		mesh.perGiB(0), ratio(mesh.perGiB(0), bq.perGiB(0)), verdict(bq.took > 0 && mesh.perGiB(0) <= 1.3*bq.perGiB(0)),
+		mesh.perGiB(1), ratio(mesh.perGiB(1), bq.perGiB(1)), verdict(bq.took > 0 && mesh.perGiB(1) <= 1.3*bq.perGiB(1)))
 	fmt.Fprintf(&s, "first byte (.part) %d MiB %s, 1 MiB %s (median of 3) (goal ≤ 100 ms: %s); path line %s, %s",
 		size>>20, mesh.toPart.Round(time.Millisecond), small.toPart.Round(time.Millisecond),
 		verdict(mesh.toPart > 0 && small.toPart > 0 && max(mesh.toPart, small.toPart) <= 100*time.Millisecond),
@@ -282,4 +293,20 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// perfRecord samples every CPU with call graphs (perf record -a -g) into
+// file until the returned function is called: MESH_BENCH_PERF=DIR does
+// it around the loopback 1 GiB sends, to split by pid afterwards
+// (perf report --sort pid,dso,sym).
+func perfRecord(b *testing.B, file string) (stop func()) {
+	p, err := startCmd(exec.Command("perf", "record", "-a", "-g", "-F", "999", "-o", file), false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // perf's start-up, so that the send's first second is in; perf gives no ready signal
+	return func() {
+		_ = p.cmd.Process.Signal(syscall.SIGINT) // perf writes its file on SIGINT
+		<-p.exited
+	}
 }

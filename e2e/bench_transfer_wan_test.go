@@ -79,7 +79,7 @@ func benchWAN(b *testing.B, bare, wanem string) {
 			b.Run("croc", func(b *testing.B) { croc = l.wanCroc(b, src, want, size) })
 			var s strings.Builder
 			fmt.Fprintf(&s, "wan %s, %d MiB: bare quic-go %.1f MB/s; send-file %.1f MB/s (%.2f× bare, goal ≥ 0.9: %s)",
-				c.n, size>>20, bq.mbps(), mesh.mbps(), ratio(mesh.mbps(), bq.mbps()), verdict(mesh.mbps() >= 0.9*bq.mbps()))
+				c.n, size>>20, bq.mbps(), mesh.mbps(), ratio(mesh.mbps(), bq.mbps()), verdict(bq.took > 0 && mesh.mbps() >= 0.9*bq.mbps()))
 			if croc.sends > 0 {
 				fmt.Fprintf(&s, "; croc %.1f MB/s (send-file/croc %.2f, goal ≥ 1: %s)", croc.mbps(),
 					ratio(mesh.mbps(), croc.mbps()), verdict(mesh.mbps() >= croc.mbps()))
