@@ -108,7 +108,11 @@ func (rc *receiver) file(ctx context.Context, k *sink, it *item, pr *Progress) e
 	}
 	h := it.prefix // the receiver's whole-file hasher, primed with the resumed prefix
 	if off == 0 || h == nil {
-		h = blake3.New()
+		if rc.h == nil {
+			rc.h = blake3.New()
+		}
+		h = rc.h // one for every file: a hasher is 8 KiB to allocate and clear
+		h.Reset()
 	}
 	var last job // the last chunk queued
 	k.jobs <- job{it: it, off: off}

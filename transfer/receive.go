@@ -83,6 +83,7 @@ type receiver struct {
 	resumed  int64
 	total    int64
 	renamed  []landing
+	h        *blake3.Hasher // the whole-file hasher of files that do not resume
 }
 
 func (rc *receiver) run(ctx context.Context) error {

@@ -69,6 +69,7 @@ type sender struct {
 	prefix  []string     // srcs index → the receiver's BLAKE3 of the planned prefix
 	planned int64        // bytes the plan says the receiver has
 	hbuf    []byte       // for hashing resumed prefixes
+	h       *blake3.Hasher
 	skipped []FileResult
 	sent    int64
 	resumed int64
@@ -241,7 +242,11 @@ func (sd *sender) stream(ctx context.Context) error {
 // only to notice a file changing while it is read (see [changedSince]).
 func (sd *sender) file(ctx context.Context, f *os.File, i int, cf *[chunkFrameLen]byte, pr *Progress) error {
 	src, off := &sd.srcs[i], sd.offsets[i]
-	h := blake3.New()
+	if sd.h == nil {
+		sd.h = blake3.New()
+	}
+	h := sd.h // one for every file: a hasher is 8 KiB to allocate and clear
+	h.Reset()
 	if off > 0 {
 		if sd.hbuf == nil {
 			sd.hbuf = make([]byte, DefaultChunkSize)
