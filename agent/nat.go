@@ -22,6 +22,10 @@ import (
 // (then 120 s), home routers after 30 s to a few minutes.
 const candidateRefresh = 25 * time.Second
 
+// relayHeadStart is what direct paths get before the relay when the
+// server's STUN did not answer (else peer.Endpoint's default, 1 s).
+const relayHeadStart = 400 * time.Millisecond
+
 // stunServer is the first stun: address the server lists for this device.
 func stunServer(ctx context.Context, cfg Config) (string, error) {
 	var rc struct {
@@ -127,7 +131,10 @@ func openDialer(ctx context.Context, cfg Config, dir string, relay bool, log *sl
 		defer cancel()
 		d.cands = gather(gctx, cfg, ep, log)
 		if !slices.ContainsFunc(d.cands, func(c protocol.Candidate) bool { return c.Type == protocol.CandidateSrflx }) {
-			ep.SetRelayDelay(0) // no UDP answer from the server: the relay is likely the only way out
+			// No UDP answer from the server: the relay is likely the only
+			// way out. Likely, not surely (a slow or busy server): direct
+			// paths keep a head start that a 50 ms WAN handshake needs.
+			ep.SetRelayDelay(relayHeadStart)
 		}
 	})
 	select { // the relay must be there before the race, or it joins late
