@@ -55,6 +55,14 @@ bench-relay:
 soak users="1000" duration="10m":
     go test -run '^TestSoak$' -v -count=1 -timeout 60m ./e2e -soak.users {{users}} -soak.duration {{duration}} -soak.interval 10s -soak.transfers 10 -soak.file-mib 256
 
+# issue 16's figures in one run: loopback bare quic-go vs send-file (CPU per side, first byte),
+# an emulated 50 ms / 500 Mbit/s WAN clean and at 0.5% loss beside croc (root; netem, or
+# e2e/testdata/wanem where the kernel lacks it), 2,020 small files vs tar, resume at 50%,
+# mesh serve start-up. MESH_BENCH_PERF=DIR adds a perf record of the loopback send.
+bench-transfer:
+    command -v croc >/dev/null || test -x "$(go env GOPATH)/bin/croc" || go install github.com/schollz/croc/v10@v10.7.0
+    go test ./e2e -run '^$' -bench 'Transfer' -benchtime 1x -count 1
+
 # what CI runs
 ci:
     bash .ci/run
