@@ -84,12 +84,15 @@
 // user racing the receiver: the inbox should be writable by its owner alone.
 //
 // Data: a lone file is written to "NAME.part"; a tree is built inside
-// "TREE.part/". Each chunk's hash is checked before the chunk is written, so
-// a bad chunk aborts the transfer ([ErrMismatch]) leaving only verified data
-// behind. After a file's last chunk its whole-file BLAKE3 (hashed while
-// writing, resumed prefix included) is compared with the end frame's; on a match a lone file is
-// fsynced (a tree's files are not: see below), the file is given its mode less the receiver's umask ([ProcessUmask]: a bit
-// survives only if the sender had it and the umask allows it), and a lone
+// "TREE.part/". Each chunk is fed to the file's BLAKE3 hasher and the
+// digest so far checked against the chunk frame's before the chunk is
+// written, so a bad chunk aborts the transfer ([ErrMismatch]) leaving only
+// verified data behind. After a file's last chunk its whole-file BLAKE3
+// (that same hasher's, resumed prefix included) is compared with the end
+// frame's; on a match a lone file is fsynced (a tree's files are not: see
+// below), the file is given its mode less the receiver's umask
+// ([ProcessUmask]: a bit survives only if the sender had it and the umask
+// allows it), and a lone
 // file is hard-linked to its name (which fails rather than overwrite) and its
 // .part removed; on a mismatch the data is deleted. When the data ends, every
 // tree whose files all matched gets its directory modes, less the umask

@@ -87,9 +87,11 @@ type FileResult struct {
 	// slash-separated; for refused and skipped entries it is the manifest path.
 	// A file of a directory tree that did not land whole stays under
 	// "NAME.part/…", and Name says so.
-	Name   string
-	Size   int64
-	BLAKE3 string // hex, of the whole file as the sender hashed it
+	Name string
+	Size int64
+	// BLAKE3 is the whole file's, hex, as the sender hashed it while reading
+	// it (b3sum's); empty for a file whose data the transfer did not finish.
+	BLAKE3 string
 	// Status is one of the Status constants; it is empty for a file the
 	// transfer did not reach.
 	Status string
