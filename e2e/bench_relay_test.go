@@ -428,11 +428,18 @@ func (l *rbLab) benchCroc(b *testing.B, src, want string, size int64) rbResult {
 		b.Skipf("croc not installed (go install github.com/schollz/croc/v10@latest; just bench-relay does): %v", err)
 	}
 	l.blockUDP(b)
+	return l.crocRun(b, croc, src, want, size, l.pub, labPubIP, "mesh-bench-relay-0123", 10*time.Minute)
+}
+
+// crocRun runs croc's relay in namespace relayNS on relayIP, then sends
+// src with croc from host 1 to host 2 through it, b.N times, each within
+// timeout; time is from the receiver's start to its exit.
+func (l *rbLab) crocRun(b *testing.B, croc, src, want string, size int64, relayNS, relayIP, secret string, timeout time.Duration) rbResult {
 	home := b.TempDir() // croc's HOME: its config, not ours
-	env := append(os.Environ(), "HOME="+home, "CROC_SECRET=mesh-bench-relay-0123")
+	env := append(os.Environ(), "HOME="+home, "CROC_SECRET="+secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	relay := exec.CommandContext(ctx, "ip", "netns", "exec", l.pub, croc, "relay", "--host", labPubIP)
+	relay := exec.CommandContext(ctx, "ip", "netns", "exec", relayNS, croc, "relay", "--host", relayIP)
 	relay.Env, relay.Dir = env, home
 	rp, err := startCmd(relay, false)
 	if err != nil {
@@ -440,9 +447,9 @@ func (l *rbLab) benchCroc(b *testing.B, src, want string, size int64) rbResult {
 	}
 	b.Cleanup(rp.stop)
 	for port := 9009; port <= 9013; port++ {
-		addr := net.JoinHostPort(labPubIP, strconv.Itoa(port))
+		addr := net.JoinHostPort(relayIP, strconv.Itoa(port))
 		if !poll(10*time.Second, 20*time.Millisecond, func() bool {
-			c, err := dialInNS(context.Background(), l.pub, "tcp", addr)
+			c, err := dialInNS(context.Background(), relayNS, "tcp", addr)
 			if err == nil {
 				c.Close()
 			}
@@ -454,13 +461,13 @@ func (l *rbLab) benchCroc(b *testing.B, src, want string, size int64) rbResult {
 	if out, _ := exec.Command(croc, "--version").Output(); len(out) > 0 {
 		b.Logf("%s, relay in pub", strings.TrimSpace(string(out)))
 	}
-	relayAddr := labPubIP + ":9009"
+	relayAddr := relayIP + ":9009"
 	var r rbResult
 	for b.Loop() {
 		dir := b.TempDir()
 		pids := [3]int{0, 0, rp.cmd.Process.Pid}
 		cpu0 := rbCPU(b, pids)
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Minute)
+		sctx, scancel := context.WithTimeout(ctx, timeout)
 		send := exec.CommandContext(sctx, "ip", "netns", "exec", l.hosts[0], croc, "--relay", relayAddr,
 			"--no-compress", "--yes", "--disable-clipboard", "send", "--no-local", src)
 		send.Env, send.Dir = env, filepath.Dir(src)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,63 +98,7 @@ func (l *rbLab) wanCroc(b *testing.B, src, want string, size int64) rbResult {
 	if err != nil {
 		b.Skipf("croc not installed (go install github.com/schollz/croc/v10@v10.7.0): %v", err)
 	}
-	home := b.TempDir() // croc's HOME: its config, not ours
-	env := append(os.Environ(), "HOME="+home, "CROC_SECRET=mesh-bench-wan-0123")
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	relay := exec.CommandContext(ctx, "ip", "netns", "exec", l.hosts[1], croc, "relay", "--host", l.ips[1])
-	relay.Env, relay.Dir = env, home
-	rp, err := startCmd(relay, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(rp.stop)
-	for port := 9009; port <= 9013; port++ {
-		addr := net.JoinHostPort(l.ips[1], strconv.Itoa(port))
-		if !poll(10*time.Second, 20*time.Millisecond, func() bool {
-			c, err := dialInNS(context.Background(), l.hosts[1], "tcp", addr)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}) {
-			b.Fatalf("croc relay not listening on %s:\n%s", addr, rp.out.String())
-		}
-	}
-	relayAddr := l.ips[1] + ":9009"
-	var r rbResult
-	for b.Loop() {
-		dir := b.TempDir()
-		pids := [3]int{0, 0, rp.cmd.Process.Pid}
-		cpu0 := rbCPU(b, pids)
-		sctx, scancel := context.WithTimeout(ctx, 20*time.Minute)
-		send := exec.CommandContext(sctx, "ip", "netns", "exec", l.hosts[0], croc, "--relay", relayAddr,
-			"--no-compress", "--yes", "--disable-clipboard", "send", "--no-local", src)
-		send.Env, send.Dir = env, filepath.Dir(src)
-		sp, err := startCmd(send, false)
-		if err != nil {
-			scancel()
-			b.Fatal(err)
-		}
-		sp.waitOutputCtx(b, "Code is", 30*time.Second)
-		recv := exec.CommandContext(sctx, "ip", "netns", "exec", l.hosts[1], croc, "--relay", relayAddr,
-			"--yes", "--overwrite", "--out", dir)
-		recv.Env, recv.Dir = env, dir
-		got := filepath.Join(dir, filepath.Base(src))
-		out, took, toFile, _ := rbWatch(b, recv, got, "")
-		<-sp.exited
-		scancel()
-		cpu1 := rbCPU(b, pids)
-		if !recv.ProcessState.Success() || sp.cmd.ProcessState == nil || !sp.cmd.ProcessState.Success() {
-			b.Fatalf("croc: receiver %v\n%s\nsender %v\n%s", recv.ProcessState, out, sp.cmd.ProcessState, sp.out.tail(4000))
-		}
-		rbCheckFile(b, got, want)
-		r.add(rbResult{size: size, took: took, toPart: toFile, cpu: [3]time.Duration{
-			sp.cmd.ProcessState.UserTime() + sp.cmd.ProcessState.SystemTime(),
-			recv.ProcessState.UserTime() + recv.ProcessState.SystemTime(), cpu1[2] - cpu0[2]}})
-	}
-	r.report(b) // its "server" is croc's relay
-	return r
+	return l.crocRun(b, croc, src, want, size, l.hosts[1], l.ips[1], "mesh-bench-wan-0123", 20*time.Minute)
 }
 
 // wanMesh is BenchmarkRelay's benchMesh (direct) without its check of the
