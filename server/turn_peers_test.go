@@ -19,12 +19,7 @@ func TestTURNRefusesPrivatePeers(t *testing.T) {
 		c.HTTP.PublicURL = "http://127.0.0.1:1" // where clients reach the TURN port
 	})
 	l := ts.turnLogin(t, ts.register(t, "alice", "secret1"))
-	c := turnClient(t, l)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c, _ := allocation(t, l)
 	for _, peer := range []string{"127.0.0.1:9", "127.0.0.53:53", "10.0.0.1:9", "192.168.1.1:80", "169.254.169.254:80", "[::1]:9", "0.0.0.0:9", "224.0.0.1:9"} {
 		a, _ := net.ResolveUDPAddr("udp", peer)
 		if err := c.CreatePermission(a); err == nil {

@@ -86,12 +86,20 @@ func turnClient(t testing.TB, l turnLogin) *pion.Client {
 // allocate makes an allocation, failing the test if it cannot.
 func allocate(t testing.TB, l turnLogin) net.PacketConn {
 	t.Helper()
-	relay, err := turnClient(t, l).Allocate()
+	_, relay := allocation(t, l)
+	return relay
+}
+
+// allocation is allocate with the client that holds the allocation.
+func allocation(t testing.TB, l turnLogin) (*pion.Client, net.PacketConn) {
+	t.Helper()
+	c := turnClient(t, l)
+	relay, err := c.Allocate()
 	if err != nil {
 		t.Fatalf("Allocate as %s: %v", l.user, err)
 	}
 	t.Cleanup(func() { _ = relay.Close() })
-	return relay
+	return c, relay
 }
 
 // relayRead reads one datagram from relay, or fails after d.
@@ -384,12 +392,7 @@ func TestTURNCallOutlivesCredential(t *testing.T) {
 	t.Parallel()
 	ts := turnServer(t, nil)
 	l := ts.turnLogin(t, ts.register(t, "alice", "secret1"))
-	c := turnClient(t, l)
-	relay, err := c.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
+	c, _ := allocation(t, l)
 	ts.Clock.Advance(2 * time.Hour)
 	peer, _ := net.ResolveUDPAddr("udp", "198.51.100.7:5000")
 	if err := c.CreatePermission(peer); err != nil {
