@@ -47,12 +47,17 @@ func stunServer(ctx context.Context, cfg Config) (string, error) {
 // gather lists ep's candidates: its interfaces' addresses and, when the
 // server's STUN answers, its NAT's mapping (learnt on ep's own socket).
 func gather(ctx context.Context, cfg Config, ep *peer.Endpoint, log *slog.Logger) []protocol.Candidate {
+	addr, err := stunServer(ctx, cfg)
+	return gatherWith(ctx, ep, addr, err, log)
+}
+
+// gatherWith is gather with the STUN address (or why there is none) known.
+func gatherWith(ctx context.Context, ep *peer.Endpoint, addr string, err error, log *slog.Logger) []protocol.Candidate {
 	port := 0
 	if ua, ok := ep.Addr().(*net.UDPAddr); ok {
 		port = ua.Port
 	}
 	cands := peer.HostCandidates(port)
-	addr, err := stunServer(ctx, cfg)
 	if err == nil {
 		var c protocol.Candidate
 		if c, err = ep.Reflexive(ctx, addr); err == nil && !slices.ContainsFunc(cands, func(h protocol.Candidate) bool { return h.Addr == c.Addr }) {
@@ -174,8 +179,16 @@ func expect(ctx context.Context, ep *peer.Endpoint, l *link, s protocol.P2PSessi
 // system.hello, until ctx ends.
 func announcer(ctx context.Context, cfg Config, ep *peer.Endpoint, l *link, log *slog.Logger) {
 	var last []protocol.Candidate
+	var stun string // asked of the server once it answers, not every round
 	for {
-		cands := gather(ctx, cfg, ep, log)
+		var err error
+		if stun == "" {
+			stun, err = stunServer(ctx, cfg)
+		}
+		cands := gatherWith(ctx, ep, stun, err, log)
+		if !slices.ContainsFunc(cands, func(c protocol.Candidate) bool { return c.Type == protocol.CandidateSrflx }) {
+			stun = "" // ask again next round: the server may have moved its STUN port
+		}
 		if !slices.Equal(cands, last) {
 			l.mu.Lock()
 			h := l.hello

@@ -101,25 +101,35 @@ func (c *RelayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		dl, changed := c.deadline, c.dlChanged
 		c.mu.Unlock()
 		var timeout <-chan time.Time
+		var t *time.Timer
 		if !dl.IsZero() {
 			if time.Until(dl) <= 0 {
 				return 0, nil, os.ErrDeadlineExceeded
 			}
-			t := time.NewTimer(time.Until(dl))
+			t = time.NewTimer(time.Until(dl))
 			timeout = t.C
-			defer t.Stop()
 		}
 		select {
 		case r := <-c.in:
+			stop(t)
 			n := copy(b, (*r.b)[:r.n])
 			packets.Put(r.b)
 			return n, r.from, nil
 		case <-c.done:
+			stop(t)
 			return 0, nil, net.ErrClosed
 		case <-timeout:
 			return 0, nil, os.ErrDeadlineExceeded
-		case <-changed:
+		case <-changed: // look at the new deadline
+			stop(t)
 		}
+	}
+}
+
+// stop stops t, if there is one.
+func stop(t *time.Timer) {
+	if t != nil {
+		t.Stop()
 	}
 }
 
