@@ -75,15 +75,17 @@ func (s *Server) onRelayFrame(cn *conn, b []byte) {
 		cn.replyLimited(protocol.CodeForbidden, "only an agent's device token may use the relay")
 		return
 	}
-	p, err := r.pair(id)
+	p, err := r.pair(id, cn)
 	if err != nil {
 		cn.replyLimited(protocol.CodeNotFound, "no live p2p session "+id+" for the relay; ask for a new session")
 		return
 	}
 	side := p.side(cn)
 	if side < 0 {
-		r.log.Info("relay frame refused: not a device of the session", "session_id", id, "device_id", cn.device.ID)
-		cn.replyLimited(protocol.CodeForbidden, "this device is not part of session "+id)
+		if cn.limiter.Allow() { // a flood gets neither an answer nor a log line per frame
+			r.log.Info("relay frame refused: not a device of the session", "session_id", id, "device_id", cn.device.ID)
+			cn.reply("", protocol.CodeForbidden, "this device is not part of session "+id)
+		}
 		return
 	}
 	p.last.Store(time.Now().UnixNano())
@@ -105,12 +107,17 @@ func (s *Server) onRelayFrame(cn *conn, b []byte) {
 }
 
 // pair finds or makes the pair of session id, which must be live to start.
-func (r *relay) pair(id string) (*relayPair, error) {
+// Looking a session up costs a database read, so cn gets as many as its
+// frame rate allows: frames for made-up ids cannot make the server busy.
+func (r *relay) pair(id string, cn *conn) (*relayPair, error) {
 	r.mu.Lock()
 	p := r.pairs[id]
 	r.mu.Unlock()
 	if p != nil {
 		return p, nil
+	}
+	if !cn.limiter.Allow() {
+		return nil, errors.New("too many relay frames for sessions not yet known")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
